@@ -1,0 +1,274 @@
+"""The report's ResNeXt, layer for layer, and the two baselines it is compared with.
+
+The report (``shared/report/resnext_report_zh.md``) is the specification: the classes
+below build the same layers in the same order, so their ``state_dict`` has the report's
+keys and shapes and a checkpoint from the report's code loads with ``strict=True``.
+Where the report's code has a defect, the defect is named in the docstring and fixed in a
+way that does not change the network the report actually trained.
+"""
+import numbers
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.parameter import is_lazy
+from d2l import torch as d2l
+
+__all__ = ["ResNeXtBlock", "ResNeXt", "ResNeXt18", "ResNet18", "BaselineCNN",
+           "REPORT_ARCHS", "count_parameters"]
+
+#: The three architectures of the report's stage-count table (3, 4 and 5 stages).
+REPORT_ARCHS = {
+    3: ((2, 64), (2, 128), (2, 256)),
+    4: ((2, 64), (2, 128), (2, 256), (2, 512)),
+    5: ((2, 64), (2, 128), (2, 256), (2, 512), (2, 512)),
+}
+
+
+def count_parameters(model):
+    """Number of scalar parameters; the model must have seen one forward pass."""
+    if any(is_lazy(p) for p in model.parameters()):
+        raise RuntimeError("the model still has lazy parameters: run one forward pass first")
+    return sum(p.numel() for p in model.parameters())
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class ResNeXtBlock(nn.Module):
+    """The report's ResNeXt block: 1x1 reduce, 3x3 grouped conv, 1x1 expand, plus shortcut.
+
+    ``groups`` is the number of *channels in each group* (as in the report and in d2l),
+    not the number of groups: the 3x3 conv gets ``bot_channels // groups`` groups. With
+    the report's ``groups=32`` and ``bot_mul=1`` that is 2, 4 and 8 groups for 64, 128
+    and 256 channels. The report's code would pass 0 groups (or a count that does not
+    divide the channels) straight to PyTorch; here that is a ``ValueError`` naming the
+    numbers. ``use_1x1conv`` adds the projection shortcut that changes channels and
+    resolution. Attribute order matches the report, so state_dict keys do too.
+    """
+
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+        super().__init__()
+        num_channels = _check_positive_int("num_channels", num_channels)
+        groups = _check_positive_int("groups (channels per group)", groups)
+        strides = _check_positive_int("strides", strides)
+        bot_channels = int(round(num_channels * bot_mul))
+        if bot_channels < 1:
+            raise ValueError(f"num_channels * bot_mul = {num_channels} * {bot_mul} rounds to "
+                             f"{bot_channels} bottleneck channels; need at least 1")
+        if bot_channels // groups == 0 or bot_channels % groups:
+            raise ValueError(
+                f"groups={groups} channels per group does not fit {bot_channels} bottleneck "
+                f"channels: {bot_channels} // {groups} = {bot_channels // groups} groups with "
+                f"remainder {bot_channels % groups}; choose a width that divides {bot_channels}")
+        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
+        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
+                                   groups=bot_channels // groups)
+        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
+        self.bn1 = nn.LazyBatchNorm2d()
+        self.bn2 = nn.LazyBatchNorm2d()
+        self.bn3 = nn.LazyBatchNorm2d()
+        if use_1x1conv:
+            self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
+            self.bn4 = nn.LazyBatchNorm2d()
+        else:
+            self.conv4 = None
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = F.relu(self.bn2(self.conv2(Y)))
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4:
+            X = self.bn4(self.conv4(X))
+        return F.relu(Y + X)
+
+
+class LazyClassifier(d2l.Classifier):
+    """A d2l Classifier whose lazy layers are really Xavier-initialized.
+
+    d2l's models (and the report's) call ``self.net.apply(d2l.init_cnn)`` in ``__init__``,
+    which does nothing: the layers are still ``LazyConv2d``/``LazyLinear`` there and
+    ``d2l.init_cnn`` matches ``type(m) == nn.Conv2d`` exactly. Here the first forward pass
+    materializes the layers (a no-grad dry run in eval mode, so BatchNorm statistics are
+    untouched), applies ``init`` to ``self.net``, and only then computes. A model whose
+    weights came from ``load_state_dict`` has nothing lazy left and is not re-initialized.
+    The forward pass also checks that the input is a batch of images with the channel
+    count the model was built for, and says so in plain words if not.
+    """
+
+    def __init__(self, init=d2l.init_cnn):
+        super().__init__()
+        self.init = init
+
+    @property
+    def in_channels(self):
+        """Input channels the model was built for, or None while it is still lazy."""
+        first = next(m for m in self.net.modules() if isinstance(m, nn.Conv2d))
+        return None if is_lazy(first.weight) else first.weight.shape[1] * first.groups
+
+    def _check_input(self, X):
+        if not isinstance(X, torch.Tensor) or X.dim() != 4:
+            shape = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+            raise ValueError(f"{type(self).__name__} expects a batch of images shaped "
+                             f"(batch, channels, height, width), got {shape}")
+        expected = self.in_channels
+        if expected is not None and X.shape[1] != expected:
+            raise ValueError(f"{type(self).__name__} was built for {expected}-channel images, "
+                             f"got a batch with {X.shape[1]} channels (shape {tuple(X.shape)})")
+
+    def forward(self, X):
+        self._check_input(X)
+        if not getattr(self, "_materialized", False):
+            self._materialize(X)
+        return self.net(X)
+
+    def _materialize(self, X):
+        if any(is_lazy(p) for p in self.parameters()):
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                self.net(X[:1])
+            self.train(was_training)
+            if self.init is not None:
+                self.net.apply(self.init)
+        self._materialized = True
+
+
+class ResNeXt(LazyClassifier):
+    """The report's ResNeXt: the ResNet stem ``b1``, one stage per ``arch`` entry, a head.
+
+    ``arch`` is a sequence of ``(num_blocks, num_channels)``, one per stage.
+    ``dropout=(p_second_to_last, p_last)`` are the rates of the two dropout layers in each
+    stage, the report's (0.2, 0.4) by default. ``dropout_placement`` chooses where:
+
+    * ``"code"`` (default), what the report's code builds and trained: in the first stage
+      dropout follows each of the last two blocks; in every later stage the downsampling
+      block is not followed by dropout, so with 2 blocks only ``Dropout(p_last)`` remains.
+    * ``"text"``, what the report's text says: dropout after each of a stage's last two
+      blocks, in every stage (changes state_dict indices of later stages).
+
+    Defects of the report's code, and what this class does:
+
+    (a) its stage builder appends nothing for blocks that are neither the downsampling
+        block nor one of the last two, so a stage of 3 or more blocks silently loses
+        blocks (in the first stage, block 0). Here every block is built.
+    (b) ``self.net.apply(init_cnn)`` in ``__init__`` is a no-op on lazy layers; here the
+        first forward pass applies it (see ``LazyClassifier``).
+    (c) a group width that does not divide the bottleneck channels: ``ValueError``.
+    """
+
+    def __init__(self, arch, lr=0.1, num_classes=10, dropout=(0.2, 0.4),
+                 dropout_placement="code", groups=32, bot_mul=1, init=d2l.init_cnn):
+        super().__init__(init=init)
+        arch = self._check_arch(arch)
+        num_classes = _check_positive_int("num_classes", num_classes)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        dropout = tuple(float(p) for p in dropout)
+        if len(dropout) != 2 or not all(0 <= p < 1 for p in dropout):
+            raise ValueError(f"dropout must be two rates in [0, 1), got {dropout!r}")
+        if dropout_placement not in ("code", "text"):
+            raise ValueError(f"dropout_placement must be 'code' or 'text', "
+                             f"got {dropout_placement!r}")
+        self.save_hyperparameters()
+        self.net = nn.Sequential(self.b1())
+        for i, b in enumerate(arch):
+            self.net.add_module(f'b{i + 2}', self.block(*b, first_block=(i == 0)))
+        self.net.add_module('last', nn.Sequential(
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+            nn.LazyLinear(num_classes)))
+
+    @staticmethod
+    def _check_arch(arch):
+        try:
+            arch = tuple(tuple(stage) for stage in arch)
+        except TypeError:
+            raise ValueError(f"arch must be a sequence of (num_blocks, num_channels) pairs, "
+                             f"got {arch!r}") from None
+        if not arch:
+            raise ValueError("arch is empty: give at least one (num_blocks, num_channels) stage")
+        for i, stage in enumerate(arch):
+            if len(stage) != 2:
+                raise ValueError(f"arch stage {i} must be (num_blocks, num_channels), got {stage!r}")
+            _check_positive_int(f"arch stage {i} num_blocks", stage[0])
+            _check_positive_int(f"arch stage {i} num_channels", stage[1])
+        return arch
+
+    def b1(self):
+        return nn.Sequential(
+            nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
+            nn.LazyBatchNorm2d(), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+
+    def block(self, num_ResNeXt, num_channels, first_block=False):
+        """One stage: ``num_ResNeXt`` blocks with dropout placed as ``dropout_placement`` says."""
+        p_second_last, p_last = self.hparams['dropout']
+        g, bot_mul = self.hparams['groups'], self.hparams['bot_mul']
+        blk = []
+        for i in range(num_ResNeXt):
+            downsample = i == 0 and not first_block
+            if downsample:
+                blk.append(ResNeXtBlock(num_channels, g, bot_mul, use_1x1conv=True, strides=2))
+            else:
+                blk.append(ResNeXtBlock(num_channels, g, bot_mul))
+            code_skips_dropout = downsample and self.hparams['dropout_placement'] == "code"
+            if i == num_ResNeXt - 2 and not code_skips_dropout:
+                blk.append(nn.Dropout(p_second_last))
+            elif i == num_ResNeXt - 1:
+                blk.append(nn.Dropout(p_last))
+        return nn.Sequential(*blk)
+
+
+class ResNeXt18(ResNeXt):
+    """The report's final model: 3 stages ``((2, 64), (2, 128), (2, 256))``, 5 classes."""
+
+    def __init__(self, lr=0.1, num_classes=5, **kwargs):
+        super().__init__(REPORT_ARCHS[3], lr, num_classes, **kwargs)
+
+
+class ResNet18(LazyClassifier):
+    """d2l's ResNet-18 (the ResNet chapter): 4 stages of ``d2l.Residual`` blocks.
+
+    The report's "ResNet-18" reference. Same stem as ResNeXt (``ResNeXt.b1``); the stage
+    builder is d2l's: a downsampling residual block with 1x1 projection opens every stage
+    but the first. d2l 1.0.3 ships ``Residual`` but not the ``ResNet`` class, so the stage
+    loop is written out here. Its ``apply(init_cnn)`` no-op is fixed as for ResNeXt.
+    """
+
+    def __init__(self, lr=0.1, num_classes=10, init=d2l.init_cnn):
+        super().__init__(init=init)
+        self.save_hyperparameters()
+        self.net = nn.Sequential(ResNeXt.b1(self))
+        for i, (num_residuals, num_channels) in enumerate(REPORT_ARCHS[4]):
+            blk = [d2l.Residual(num_channels, use_1x1conv=(j == 0 and i > 0),
+                                strides=2 if (j == 0 and i > 0) else 1)
+                   for j in range(num_residuals)]
+            self.net.add_module(f'b{i + 2}', nn.Sequential(*blk))
+        self.net.add_module('last', nn.Sequential(
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
+
+
+class BaselineCNN(LazyClassifier):
+    """The stand-in for the course baseline: LeNet-5's layout with ReLU and max-pooling.
+
+    Conv(6, 5x5, pad 2) - ReLU - MaxPool 2, Conv(16, 5x5) - ReLU - MaxPool 2, then
+    Linear 120 - ReLU - Linear 84 - ReLU - Linear ``num_classes``. d2l's ``LeNet`` uses
+    sigmoid and average pooling, which barely trains at the learning rates used here; this
+    is the "modern" LeNet of d2l's exercises. About 60k parameters on 28x28 inputs.
+    """
+
+    def __init__(self, lr=0.1, num_classes=10, init=d2l.init_cnn):
+        super().__init__(init=init)
+        self.save_hyperparameters()
+        self.net = nn.Sequential(
+            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.LazyLinear(120), nn.ReLU(),
+            nn.LazyLinear(84), nn.ReLU(),
+            nn.LazyLinear(num_classes))

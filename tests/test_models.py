@@ -1,0 +1,183 @@
+"""The report's numbers, its defects, and clear errors (issue 2)."""
+import pytest
+import torch
+from torch import nn
+from d2l import torch as d2l
+
+import report_code
+from d2l_ext import (ResNeXtBlock, ResNeXt, ResNeXt18, ResNet18, BaselineCNN,
+                     REPORT_ARCHS, count_parameters)
+
+X224 = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+
+
+def built(model, X=X224):
+    model(X)
+    return model
+
+
+def layout(model):
+    return [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+
+
+@pytest.fixture(scope="module")
+def ours():
+    torch.manual_seed(0)
+    return built(ResNeXt18(lr=0.1, num_classes=5))
+
+
+@pytest.fixture(scope="module")
+def report():
+    torch.manual_seed(0)
+    return built(report_code.ResNeXt18(0.1, 5))
+
+
+def test_parameter_count_and_state_dict_match_the_report(ours, report):
+    assert count_parameters(ours) == 622_213
+    assert sum(p.numel() for p in report.parameters()) == 622_213
+    assert len(ours.state_dict()) == 149
+    assert layout(ours) == layout(report)
+    keys = list(ours.state_dict())
+    assert keys[0] == "net.0.0.weight" and keys[-2:] == ["net.last.2.weight", "net.last.2.bias"]
+    assert keys.index("net.b2.0.conv1.weight") < keys.index("net.b2.2.conv1.weight") \
+        < keys.index("net.b3.0.conv4.weight")
+
+
+def test_report_checkpoint_loads_strictly_and_gives_same_outputs(report):
+    fresh = ResNeXt18(lr=0.1, num_classes=5)
+    fresh.load_state_dict(report.state_dict(), strict=True)
+    fresh.eval(); report.eval()
+    X = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(X), report(X), rtol=0, atol=0)
+    # Loaded weights are not overwritten by the first-forward initialization.
+    torch.testing.assert_close(fresh.state_dict()["net.0.0.weight"],
+                               report.state_dict()["net.0.0.weight"], rtol=0, atol=0)
+
+
+def test_stage_layout_and_dropout_positions(ours):
+    b2, b3, b4 = ours.net.b2, ours.net.b3, ours.net.b4
+    assert [type(m).__name__ for m in b2] == ["ResNeXtBlock", "Dropout", "ResNeXtBlock", "Dropout"]
+    assert [m.p for m in b2 if isinstance(m, nn.Dropout)] == [0.2, 0.4]
+    for stage in (b3, b4):
+        assert [type(m).__name__ for m in stage] == ["ResNeXtBlock", "ResNeXtBlock", "Dropout"]
+        assert stage[0].conv4 is not None and stage[0].conv4.stride == (2, 2)
+        assert stage[1].conv4 is None and stage[2].p == 0.4
+    groups = [m.groups for m in ours.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert groups == [2, 2, 4, 4, 8, 8]
+
+
+def test_text_placement_puts_dropout_after_the_last_two_blocks_of_every_stage():
+    m = built(ResNeXt18(dropout_placement="text"), torch.randn(2, 3, 32, 32))
+    assert [type(x).__name__ for x in m.net.b3] == ["ResNeXtBlock", "Dropout", "ResNeXtBlock", "Dropout"]
+    assert count_parameters(m) == 622_213
+    m = ResNeXt18(dropout=(0.3, 0.5))
+    assert [x.p for x in m.modules() if isinstance(x, nn.Dropout)] == [0.3, 0.5, 0.5, 0.5]
+
+
+def test_shapes_on_224(ours):
+    ours.eval()
+    shapes = []
+    X = X224
+    with torch.no_grad():
+        for layer in ours.net:
+            X = layer(X)
+            shapes.append(tuple(X.shape[1:]))
+    assert shapes == [(64, 56, 56), (64, 56, 56), (128, 28, 28), (256, 14, 14), (5,)]
+
+
+@pytest.mark.parametrize("stages, params", [(4, 1_977_733), (5, 3_594_117)])
+def test_report_stage_table_parameter_counts(stages, params):
+    assert count_parameters(built(ResNeXt(REPORT_ARCHS[stages], num_classes=5))) == params
+
+
+def test_three_blocks_per_stage_builds_every_block():
+    arch = ((3, 64), (3, 128))
+    ref = report_code.ResNeXt(arch, 0.1, 5)
+    ours = ResNeXt(arch, num_classes=5)
+    blocks = lambda stage: sum(isinstance(m, (ResNeXtBlock, report_code.ResNeXtBlock)) for m in stage)
+    assert blocks(ref.net.b2) == 2 and blocks(ref.net.b3) == 3   # the report loses block 0
+    assert blocks(ours.net.b2) == 3 and blocks(ours.net.b3) == 3
+    assert [type(m).__name__ for m in ours.net.b2] == \
+        ["ResNeXtBlock", "ResNeXtBlock", "Dropout", "ResNeXtBlock", "Dropout"]
+
+
+def test_xavier_init_really_applied():
+    torch.manual_seed(0)
+    m = built(ResNeXt18(), torch.randn(4, 3, 32, 32))
+    w = m.net.b4[1].conv1.weight            # 1x1 conv, 256 -> 256
+    fan_in = fan_out = 256
+    bound = (6 / (fan_in + fan_out)) ** 0.5  # Xavier uniform bound = 0.108
+    assert w.abs().max() <= bound
+    assert abs(w.std().item() - bound / 3 ** 0.5) < 0.003   # std of U(-b, b)
+    # PyTorch's default (Kaiming uniform, a=sqrt(5)) would give bound 1/sqrt(256) = 0.0625.
+    assert w.abs().max() > 0.1
+    lin = m.net.last[2].weight
+    assert lin.abs().max() > 1 / 256 ** 0.5
+    # The report's own code leaves PyTorch's default init in place.
+    torch.manual_seed(0)
+    r = built(report_code.ResNeXt18(0.1, 5), torch.randn(4, 3, 32, 32))
+    assert r.net.b4[1].conv1.weight.abs().max() <= 1 / 256 ** 0.5 + 1e-6
+
+
+def test_first_forward_does_not_touch_batchnorm_statistics_twice():
+    torch.manual_seed(0)
+    m = ResNeXt18()
+    m(torch.randn(4, 3, 32, 32))
+    assert m.net[0][1].num_batches_tracked.item() == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(arch=()), "arch is empty"),
+    (dict(arch=((0, 64),)), "stage 0 num_blocks"),
+    (dict(arch=((2, 64.5),)), "stage 0 num_channels"),
+    (dict(arch=((2, "64"),)), "stage 0 num_channels"),
+    (dict(arch=((2, 64),), num_classes=1), "num_classes must be at least 2"),
+    (dict(arch=((2, 64),), dropout=(0.2, 1.0)), "dropout"),
+    (dict(arch=((2, 64),), dropout_placement="after"), "dropout_placement"),
+    (dict(arch=((2, 48),)), "groups=32 channels per group does not fit 48"),
+    (dict(arch=((2, 16),)), "16 // 32 = 0 groups"),
+])
+def test_bad_arguments_get_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ResNeXt(**kwargs)
+
+
+def test_report_code_gives_torch_error_for_zero_groups():
+    with pytest.raises(ValueError, match="groups must be a positive integer"):
+        report_code.ResNeXtBlock(16, 32, 1)
+
+
+def test_wrong_input_after_build_is_named():
+    m = built(ResNeXt18(), torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="built for 3-channel images, got a batch with 1"):
+        m(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"expects a batch of images .* got \(3, 32, 32\)"):
+        m(torch.randn(3, 32, 32))
+
+
+def test_baselines_are_classifiers_with_known_sizes():
+    r = built(ResNet18(num_classes=5), torch.randn(2, 3, 64, 64))
+    c = built(BaselineCNN(num_classes=5), torch.randn(2, 1, 28, 28))
+    assert isinstance(r, d2l.Classifier) and isinstance(c, d2l.Classifier)
+    assert count_parameters(r) == 11_182_085
+    assert count_parameters(c) == 61_281
+    assert sum(isinstance(m, d2l.Residual) for m in r.modules()) == 8
+
+
+@pytest.mark.parametrize("make", [lambda: ResNeXt18(lr=0.05), lambda: BaselineCNN(lr=0.05, num_classes=5),
+                                  lambda: ResNet18(lr=0.05, num_classes=5)])
+def test_a_few_cpu_steps_lower_the_loss(make):
+    torch.manual_seed(0)
+    X = torch.randn(32, 1, 28, 28)
+    y = torch.arange(32) % 5
+    X += y.view(-1, 1, 1, 1).float() * 0.5      # learnable signal
+    model = make()
+    model(X)
+    optim = model.configure_optimizers()
+    losses = []
+    for _ in range(8):
+        loss = model.loss(model(X), y)
+        optim.zero_grad(); loss.backward(); optim.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
