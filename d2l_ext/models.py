@@ -272,3 +272,25 @@ class BaselineCNN(LazyClassifier):
             nn.LazyLinear(120), nn.ReLU(),
             nn.LazyLinear(84), nn.ReLU(),
             nn.LazyLinear(num_classes))
+
+
+#: Classes a checkpoint can name; each is rebuilt from its saved hparams.
+CHECKPOINT_CLASSES = {"ResNeXt": ResNeXt, "ResNet18": ResNet18, "BaselineCNN": BaselineCNN}
+
+#: Model names accepted by ``build_model``, the command line and the experiment configs.
+MODEL_NAMES = ("resnext", "resnet18", "baseline")
+
+
+def build_model(name="resnext", num_classes=5, lr=0.1, stages=3, dropout=(0.2, 0.4),
+                dropout_placement="code"):
+    """One of the report's three models by name; ``stages``/``dropout`` apply to ResNeXt."""
+    if name == "resnext":
+        if stages not in REPORT_ARCHS:
+            raise ValueError(f"stages must be one of {sorted(REPORT_ARCHS)}, got {stages!r}")
+        return ResNeXt(REPORT_ARCHS[stages], lr=lr, num_classes=num_classes, dropout=dropout,
+                       dropout_placement=dropout_placement)
+    if name == "resnet18":
+        return ResNet18(lr=lr, num_classes=num_classes)
+    if name == "baseline":
+        return BaselineCNN(lr=lr, num_classes=num_classes)
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")

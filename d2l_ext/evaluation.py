@@ -1,0 +1,126 @@
+"""What a trained classifier gets right and wrong: accuracy, confusions, mistakes, predictions.
+
+Every function takes the model and a loader (or images) and runs in eval mode without
+gradients on the model's own device, so the numbers match ``Trainer.evaluate``.
+"""
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from .plotting import plt, show_image_grid
+
+__all__ = ["predictions", "accuracy", "confusion_matrix", "per_class_accuracy",
+           "plot_confusion_matrix", "show_mistakes", "predict"]
+
+
+def _device(model):
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def predictions(model, loader):
+    """(inputs, labels, predicted labels, probabilities) over the whole loader, on the CPU."""
+    model.eval()
+    device = _device(model)
+    xs, ys, probs = [], [], []
+    for X, y in loader:
+        probs.append(F.softmax(model(X.to(device)).float(), dim=1).cpu())
+        xs.append(X); ys.append(y)
+    probs = torch.cat(probs)
+    return torch.cat(xs), torch.cat(ys), probs.argmax(1), probs
+
+
+def accuracy(model, loader):
+    """Fraction of correctly classified examples over every example of the loader."""
+    _, y, pred, _ = predictions(model, loader)
+    return (pred == y).float().mean().item()
+
+
+def confusion_matrix(model, loader, num_classes=None):
+    """``C[i, j]``: how many examples of true class i were predicted as class j."""
+    _, y, pred, probs = predictions(model, loader)
+    k = num_classes or probs.shape[1]
+    return torch.bincount(y * k + pred, minlength=k * k).view(k, k)
+
+
+def per_class_accuracy(confusion):
+    """Recall of each class: the diagonal over the row sums."""
+    return confusion.diag().float() / confusion.sum(1).clamp_min(1).float()
+
+
+def plot_confusion_matrix(confusion, class_names, normalize=True, ax=None):
+    """A heat map with counts (or row fractions) written in each cell."""
+    values = confusion.float()
+    if normalize:
+        values = values / values.sum(1, keepdim=True).clamp_min(1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1 + 0.7 * len(class_names), 0.7 * len(class_names)))
+    ax.imshow(values, cmap="Blues", vmin=0, vmax=values.max().item() or 1)
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted"); ax.set_ylabel("true")
+    for i in ticks:
+        for j in ticks:
+            v = values[i, j].item()
+            ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center",
+                    color="white" if v > 0.5 * values.max().item() else "black", fontsize=8)
+    return ax
+
+
+def show_mistakes(model, data, max_images=16, ncols=8):
+    """A gallery of misclassified validation images titled 'true -> predicted (p)'."""
+    X, y, pred, probs = predictions(model, data.val_dataloader())
+    wrong = (pred != y).nonzero().flatten()
+    wrong = wrong[probs[wrong, pred[wrong]].argsort(descending=True)][:max_images]
+    titles = [f"{data.classes[y[i]]}\n-> {data.classes[pred[i]]} ({probs[i, pred[i]]:.2f})"
+              for i in wrong]
+    images = (X[wrong] * data.train.std + data.train.mean).clamp(0, 1)
+    return show_image_grid(images, titles, ncols=ncols)
+
+
+@torch.no_grad()
+def predict(model, images, data=None, class_names=None, top=1):
+    """Class names and probabilities for image files, PIL images or a batch tensor.
+
+    Files and PIL images are converted like the training data (channels, size, the
+    training set's normalization), which needs ``data``; a tensor is taken as already
+    normalized, shaped (N, C, H, W). Returns one list of ``(class name, probability)``
+    pairs per image, best first, ``top`` long.
+    """
+    names = class_names or (data.classes if data is not None else None) \
+        or getattr(model, "class_names", None)
+    if not names:
+        raise ValueError("predict needs class names: pass data= or class_names=")
+    if isinstance(images, torch.Tensor):
+        X = images if images.dim() == 4 else images.unsqueeze(0)
+    else:
+        if data is None:
+            raise ValueError("predict needs data= to convert files or PIL images like the "
+                             "training images")
+        X = torch.stack([_load_like(img, data) for img in images])
+    model.eval()
+    probs = F.softmax(model(X.to(_device(model))).float(), dim=1).cpu()
+    values, idx = probs.topk(top, dim=1)
+    return [[(names[j], round(v, 4)) for v, j in zip(vs.tolist(), js.tolist())]
+            for vs, js in zip(values, idx)]
+
+
+def _load_like(image, data):
+    from PIL import Image
+    import numpy as np
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file {path} does not exist")
+        try:
+            with Image.open(path) as img:
+                img.load()
+                image = img.copy()
+        except Exception as e:
+            raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
+    channels, (h, w) = data.train.images.shape[1], data.train.images.shape[2:]
+    image = image.convert("RGB" if channels == 3 else "L").resize((w, h), Image.BILINEAR)
+    array = torch.from_numpy(np.asarray(image, dtype=np.uint8).reshape(h, w, -1).copy())
+    return data.train.normalize(array.permute(2, 0, 1).unsqueeze(0))[0]

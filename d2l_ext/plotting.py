@@ -1,0 +1,43 @@
+"""Small matplotlib helpers shared by evaluation, the CLI and the experiment tables."""
+
+from d2l import torch as d2l
+
+plt = d2l.plt
+
+__all__ = ["plt", "show_image_grid", "plot_history"]
+
+
+def show_image_grid(images, titles, ncols=8, scale=1.4):
+    """Show a (N, C, H, W) batch in [0, 1] as a grid with one title per image."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.25),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title in zip(axes.flat, images, titles):
+        img = img.squeeze(0) if img.shape[0] == 1 else img.permute(1, 2, 0)
+        ax.imshow(img.numpy(), cmap="gray" if img.dim() == 2 else None)
+        ax.set_title(title, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, title=None, ax=None):
+    """Train/val loss and val accuracy against epochs, from ``Trainer.history``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], "-", label="train loss")
+    ax.plot(epochs, [h["val_loss"] for h in history], "--", label="val loss")
+    ax.plot(epochs, [h["val_acc"] for h in history], "-.", label="val acc")
+    ax.set_xlabel("epoch"); ax.grid(alpha=0.3); ax.legend()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def save_figure(fig, path):
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

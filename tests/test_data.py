@@ -1,0 +1,145 @@
+"""Fashion-MNIST offline, the 5-class preset, and image folders with their bad cases (issue 3)."""
+import shutil
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+import d2l_ext.data as D
+from d2l_ext import FashionMNIST, FashionMNIST5, ImageFolderData
+
+needs_debian = pytest.mark.skipif(not D.DEBIAN_FASHION_MNIST.is_dir(),
+                                  reason="apt-get install dataset-fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def five():
+    return FashionMNIST5(root="/nonexistent", download=False)
+
+
+@needs_debian
+def test_fashion_mnist_from_the_debian_copy(tmp_path):
+    data = FashionMNIST(batch_size=256, root=tmp_path, download=False)
+    assert data.source == str(D.DEBIAN_FASHION_MNIST)
+    assert (len(data.train), len(data.val)) == (60_000, 10_000)
+    assert data.text_labels(data.train.labels[:3]) == ['ankle boot', 't-shirt', 't-shirt']
+    assert torch.bincount(data.val.labels).tolist() == [1000] * 10
+    X, y = next(iter(data.train_dataloader()))
+    assert X.shape == (256, 1, 28, 28) and X.dtype == torch.float32
+    full = data.train.normalize(data.train.images[:10_000])
+    assert abs(full.mean().item()) < 0.02 and abs(full.std().item() - 1) < 0.02
+
+
+@needs_debian
+def test_torchvision_layout_under_root_comes_first(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in D.DEBIAN_FASHION_MNIST.glob("*.gz"):
+        shutil.copy(f, raw / f.name)
+    data = FashionMNIST(root=tmp_path, resize=32, download=False)
+    assert data.source == str(raw)
+    assert data.train.images.shape == (60_000, 1, 32, 32)
+
+
+def test_no_data_anywhere_names_the_three_ways(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST", tmp_path / "missing")
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(FileNotFoundError) as err:
+        FashionMNIST(root=tmp_path)
+    message = str(err.value)
+    assert "FashionMNIST/raw" in message and "apt-get install dataset-fashion-mnist" in message
+    assert "Error downloading" in message
+
+
+@needs_debian
+def test_five_class_preset_is_stratified_seeded_and_keeps_the_official_test_images(five):
+    assert five.classes == ['t-shirt', 'pullover', 'dress', 'coat', 'shirt']
+    assert torch.bincount(five.train.labels).tolist() == [100] * 5
+    assert torch.bincount(five.val.labels).tolist() == [1000] * 5
+    assert five.train.images.shape == (500, 1, 32, 32)
+    again = FashionMNIST5(root="/nonexistent", download=False)
+    other = FashionMNIST5(root="/nonexistent", download=False, seed=1)
+    assert torch.equal(again.train.images, five.train.images)
+    assert not torch.equal(other.train.images, five.train.images)
+    assert torch.equal(other.val.images, five.val.images)
+
+
+@needs_debian
+def test_batches_are_seeded_and_augmentation_keeps_shapes(five):
+    a = [y for _, y in five.get_dataloader(True)]
+    b = [y for _, y in five.get_dataloader(True)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    aug = FashionMNIST5(root="/nonexistent", download=False, augment=True, batch_size=500)
+    X, _ = next(iter(aug.train_dataloader()))
+    plain = aug.train.normalize(aug.train.images)
+    assert X.shape == plain.shape and not torch.equal(X, plain)
+    assert aug.val.augment is False
+
+
+def test_bad_resize_and_classes():
+    with pytest.raises(ValueError, match="resize must be"):
+        FashionMNIST5(resize=8, root="/nonexistent", download=False)
+    with pytest.raises(ValueError, match="classes must be"):
+        FashionMNIST(classes=["t-shirt", "cat"], root="/nonexistent", download=False)
+
+
+# --- image folders made from real Fashion-MNIST images -------------------------------------
+
+def write_images(folder, five, per_class=6, size=28, classes=None):
+    imgs = five.train.images
+    for c, name in enumerate(classes or five.classes):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        idx = (five.train.labels == c).nonzero().flatten()[:per_class]
+        for k, i in enumerate(idx):
+            Image.fromarray(imgs[i, 0].numpy()).resize((size, size)).save(folder / name / f"{k}.png")
+
+
+@needs_debian
+def test_image_folder_split_and_names(tmp_path, five):
+    write_images(tmp_path, five, per_class=10)
+    data = ImageFolderData(tmp_path, resize=32, batch_size=8, seed=0)
+    assert data.classes == sorted(five.classes)
+    assert (len(data.train), len(data.val)) == (40, 10)
+    assert torch.bincount(data.val.labels).tolist() == [2] * 5
+    X, y = next(iter(data.train_dataloader()))
+    assert X.shape == (8, 3, 32, 32)
+    gray = ImageFolderData(tmp_path, resize=(16, 24), channels=1)
+    assert gray.train.images.shape[1:] == (1, 16, 24)
+
+
+@needs_debian
+def test_image_folder_with_train_and_val_folders(tmp_path, five):
+    write_images(tmp_path / "train", five, per_class=4)
+    write_images(tmp_path / "val", five, per_class=2)
+    data = ImageFolderData(tmp_path, resize=16)
+    assert (len(data.train), len(data.val)) == (20, 10)
+    assert data.split == "train/val folders"
+
+
+def test_image_folder_bad_cases_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nope")):
+        ImageFolderData(tmp_path / "nope")
+    (tmp_path / "empty_root").mkdir()
+    with pytest.raises(FileNotFoundError, match="no class folders"):
+        ImageFolderData(tmp_path / "empty_root")
+    root = tmp_path / "ds"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for k in range(3):
+            Image.new("RGB", (40, 40), (k * 80, 0, 0)).save(root / name / f"{k}.png")
+    (root / "c").mkdir()
+    with pytest.raises(ValueError, match=f"without images in .*{root / 'c'}"):
+        ImageFolderData(root)
+    (root / "c").rmdir()
+    (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    with pytest.raises(ValueError, match=f"cannot read image {root / 'b' / 'broken.png'}"):
+        ImageFolderData(root)
+    (root / "b" / "broken.png").unlink()
+    Image.new("RGB", (8, 8)).save(root / "a" / "tiny.png")
+    with pytest.raises(ValueError, match="tiny.png is 8x8 pixels, smaller than min_size=16"):
+        ImageFolderData(root)

@@ -1,0 +1,149 @@
+"""Trainer: history, determinism, checkpoints, resume, Ctrl-C, devices, progress (issue 3)."""
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from d2l import torch as d2l
+
+import d2l_ext.training as T
+from d2l_ext import FashionMNIST5, ResNeXt18, BaselineCNN, Trainer, load_checkpoint, \
+    model_from_checkpoint
+from d2l_ext.evaluation import accuracy, confusion_matrix, per_class_accuracy, predict
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    # 100 training images (20 per class) at 16x16, the 5,000 official test images.
+    return FashionMNIST5(batch_size=25, resize=16, train_per_class=20, root="/nonexistent",
+                         download=False)
+
+
+def fit(data, epochs=2, **kwargs):
+    model = ResNeXt18(lr=0.05)
+    trainer = Trainer(max_epochs=epochs, progress="none", **kwargs).fit(model, data)
+    return model, trainer
+
+
+def test_history_is_per_epoch_and_weighted_over_the_whole_val_set(tiny):
+    model, trainer = fit(tiny, seed=0)
+    assert [h["epoch"] for h in trainer.history] == [1, 2]
+    assert set(trainer.history[0]) == {"epoch", "train_loss", "val_loss", "val_acc", "lr", "seconds"}
+    # The last val accuracy is over all 5,000 images, the same as a separate count.
+    assert trainer.history[-1]["val_acc"] == pytest.approx(accuracy(model, tiny.val_dataloader()),
+                                                           abs=1e-6)
+    C = confusion_matrix(model, tiny.val_dataloader())
+    assert C.sum().item() == 5000 and C.sum(1).tolist() == [1000] * 5
+    assert per_class_accuracy(C).mean().item() == pytest.approx(trainer.history[-1]["val_acc"],
+                                                                abs=1e-6)
+
+
+def test_same_seed_same_loss_curve(tiny):
+    _, a = fit(tiny, seed=3)
+    _, b = fit(tiny, seed=3)
+    _, c = fit(tiny, seed=4)
+    curve = lambda t: [(h["train_loss"], h["val_loss"]) for h in t.history]
+    assert curve(a) == curve(b)
+    assert curve(a) != curve(c)
+
+
+def test_checkpoint_round_trip_and_resume(tiny, tmp_path):
+    path = tmp_path / "model.pt"
+    model, trainer = fit(tiny, epochs=1, seed=0, checkpoint=path)
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["class_names"] == tiny.classes and len(ckpt["history"]) == 1
+    assert ckpt["hparams"]["arch"] == [[2, 64], [2, 128], [2, 256]]
+    loaded = model_from_checkpoint(path)
+    X, _ = next(iter(tiny.val_dataloader()))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(X), model(X))
+    assert predict(loaded, X[:2], class_names=loaded.class_names)[0][0][0] in tiny.classes
+
+    resumed_model = ResNeXt18(lr=0.05)
+    resumed = Trainer(max_epochs=3, progress="none", seed=0, checkpoint=path)
+    resumed.restore(path, resumed_model)
+    resumed.fit(resumed_model, tiny)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.history[0] == trainer.history[0]
+    assert len(load_checkpoint(path)["history"]) == 3
+
+
+class InterruptingLoader:
+    """Yields the real batches but raises KeyboardInterrupt in the second epoch."""
+
+    def __init__(self, loader, at_call):
+        self.loader, self.calls, self.at_call = loader, 0, at_call
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.calls += 1
+        for i, batch in enumerate(self.loader):
+            if self.calls == self.at_call and i == 2:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_model_history_and_checkpoint(tiny, tmp_path, capsys):
+    real = tiny.train_dataloader
+    # call 1 is prepare_model's look at one batch, call 2 is epoch 1, call 3 is epoch 2
+    loader = InterruptingLoader(real(), at_call=3)
+    tiny.train_dataloader = lambda: loader
+    try:
+        model, trainer = fit(tiny, epochs=5, seed=0, checkpoint=tmp_path / "c.pt")
+    finally:
+        del tiny.train_dataloader
+    assert trainer.interrupted and len(trainer.history) == 1
+    assert "interrupted: stopped after 1 complete epoch(s)" in capsys.readouterr().out
+    assert not model.training
+    assert model(next(iter(tiny.val_dataloader()))[0]).shape == (25, 5)
+    assert len(load_checkpoint(tmp_path / "c.pt")["history"]) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_missing_gpu_is_said_once(monkeypatch):
+    monkeypatch.setattr(T, "_warned_no_gpu", False)
+    with pytest.warns(UserWarning, match="a GPU was asked for but none is available"):
+        assert T.resolve_device("cuda") == torch.device("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Trainer(max_epochs=1, num_gpus=1).device == torch.device("cpu")
+
+
+def test_terminal_progress_prints_epochs_not_figures(tiny, capsys):
+    Trainer(max_epochs=2, progress="terminal", seed=0).fit(BaselineCNN(num_classes=5), tiny)
+    out = capsys.readouterr()
+    lines = [l for l in out.out.splitlines() if l.startswith("epoch")]
+    assert len(lines) == 2 and "val acc" in lines[0]
+    assert "<Figure" not in out.out + out.err
+
+
+def test_d2l_progress_board_really_draws():
+    board = d2l.ProgressBoard(xlabel="epoch", display=True)
+    for x in range(4):
+        board.draw(x, x * x, "loss", every_n=1)
+    ys = board.fig.axes[0].lines[-1].get_ydata()
+    assert list(ys) == [0, 1, 4, 9]
+
+
+def test_bad_trainer_arguments():
+    with pytest.raises(ValueError, match="max_epochs"):
+        Trainer(max_epochs=0)
+    with pytest.raises(ValueError, match="schedule"):
+        Trainer(max_epochs=1, schedule="step")
+
+
+def test_main_command_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "d2l_ext", "train", "--epochs", "1", "--resize", "16",
+         "--root", "/nonexistent", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy:" in result.stdout and "(5000 images)" in result.stdout
+    assert (out / "model.pt").is_file() and (out / "curves.png").stat().st_size > 5000
+    bad = subprocess.run([sys.executable, "-m", "d2l_ext", "train", "--data", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and str(tmp_path / "nope") in bad.stderr
