@@ -4,7 +4,18 @@ from d2l import torch as d2l
 
 plt = d2l.plt
 
-__all__ = ["plt", "show_image_grid", "plot_history"]
+__all__ = ["plt", "use_png_display", "show_image_grid", "plot_history"]
+
+
+def use_png_display():
+    """Make notebook figures PNG, also when d2l code asks for SVG.
+
+    d2l switches to SVG before every plot. SVG carries a date and random ids, so strict
+    ``pytest --nbval`` would see a "different" output on every run; nbval skips PNG.
+    """
+    from matplotlib_inline import backend_inline
+    backend_inline.set_matplotlib_formats("png")
+    d2l.use_svg_display = lambda: None
 
 
 def show_image_grid(images, titles, ncols=8, scale=1.4):

@@ -1,3 +1,4 @@
+"""Loaded by every pytest run from the repo root, before notebooks are collected."""
 import os
 import sys
 
@@ -5,4 +6,4 @@ import sys
 # the kernels nbval starts inherit this environment.
 os.environ.setdefault("D2L_EXT_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "tests"))
