@@ -154,7 +154,7 @@ class Trainer(d2l.Trainer):
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self, model, data):
-        """Train to ``max_epochs`` (continuing ``history`` after a restore); returns self."""
+        """Train to ``max_epochs``, continuing ``history`` after a restore (returns None, as d2l)."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
             data.seed = self.seed
@@ -186,7 +186,6 @@ class Trainer(d2l.Trainer):
         finally:
             self.board.close()
             model.eval()
-        return self
 
     def fit_epoch(self):
         start = time.perf_counter()
