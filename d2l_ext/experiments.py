@@ -9,7 +9,6 @@ import json
 import math
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ RECIPES = {
                    weight_decay=5e-4, schedule="cosine", resize=32, augment=False),
     "full": dict(data="fashion", epochs=30, batch_size=128, lr=0.1, momentum=0.9,
                  weight_decay=5e-4, schedule="cosine", resize=32, augment=True),
-    "full-cpu10min": dict(data="fashion", epochs=3, batch_size=128, lr=0.1, momentum=0.9,
+    "full-cpu10min": dict(data="fashion", epochs=14, batch_size=128, lr=0.1, momentum=0.9,
                           weight_decay=5e-4, schedule="cosine", resize=28, augment=False),
 }
 
@@ -72,7 +71,7 @@ def _slug(label):
     return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
 
 
-def make_data(recipe, seed, root="data"):
+def make_data(recipe, root="data"):
     if recipe["data"] == "fashion5":
         return FashionMNIST5(batch_size=recipe["batch_size"], resize=recipe["resize"],
                              root=root, augment=recipe["augment"], seed=0)
@@ -84,7 +83,7 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
             progress="terminal", epochs=None):
     """Train one configuration with one seed and write its JSON file."""
     recipe = dict(recipe, **({"epochs": epochs} if epochs else {}))
-    data = make_data(recipe, seed, root)
+    data = make_data(recipe, root)
     model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
                         stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
     trainer = Trainer(max_epochs=recipe["epochs"], seed=seed, device=device,
@@ -100,8 +99,8 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
         "experiment": experiment, "label": label, "config": config, "recipe": recipe,
         "seed": seed, "test_acc": test_acc, "epochs": recipe["epochs"],
         "history": trainer.history, "seconds": seconds,
-        "command": " ".join(["python -m d2l_ext"] + sys.argv[1:]) if sys.argv[0].endswith(
-            ("__main__.py", "d2l_ext")) else "python -m d2l_ext ablate " + experiment,
+        "command": f"python -m d2l_ext ablate {experiment} --seeds {seed}"
+                   + (f" --epochs {epochs}" if epochs else ""),
         "torch": torch.__version__, "device": str(trainer.device),
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
     }

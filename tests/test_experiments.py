@@ -1,0 +1,45 @@
+"""The experiment runner: one JSON per run, resumable, tables from the files alone (issue 5)."""
+import json
+
+import pytest
+
+from d2l_ext import experiments as E
+
+
+@pytest.fixture
+def tiny_experiment(monkeypatch):
+    recipe = dict(E.RECIPES["5class"], epochs=1, resize=16, batch_size=100)
+    monkeypatch.setitem(E.RECIPES, "tiny", recipe)
+    monkeypatch.setitem(E.EXPERIMENTS, "tiny", ("tiny", [("cnn", dict(model="baseline"))]))
+    monkeypatch.setitem(E.EXPERIMENTS, "tiny-again", ("tiny", [("same cnn", dict(model="baseline"))]))
+    monkeypatch.setitem(E.REPORT, "tiny", {"cnn": 0.5})
+    return recipe
+
+
+def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
+    log = []
+    done = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                            progress="none", log=log.append)
+    assert [p.name for p in done] == ["cnn__seed0.json"]
+    record = json.loads(done[0].read_text())
+    for key in ("experiment", "config", "seed", "test_acc", "epochs", "history", "seconds",
+                "command", "torch", "device"):
+        assert key in record
+    assert record["experiment"] == "tiny" and record["config"] == {"model": "baseline"}
+    assert 0.2 < record["test_acc"] < 1 and len(record["history"]) == 1
+    assert record["history"][0]["val_acc"] == pytest.approx(record["test_acc"])
+
+    # A second call trains nothing; the same configuration elsewhere is copied, not retrained.
+    assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, log=log.append) == []
+    E.run_experiment("tiny-again", seeds=(0,), out=tmp_path, log=log.append)
+    assert "copied" in log[-1]
+    again = E.load_results("tiny-again", tmp_path)[0]
+    assert again["test_acc"] == record["test_acc"] and again["label"] == "same cnn"
+
+    table = E.markdown_table("tiny", tmp_path)
+    assert f"| cnn | {100 * record['test_acc']:.1f}% ± 0.0 | 1 | 50.0% |" in table
+
+
+def test_unknown_experiment_is_named():
+    with pytest.raises(ValueError, match="unknown experiment 'dropuot'"):
+        E.run_experiment("dropuot")
