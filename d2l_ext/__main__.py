@@ -26,26 +26,29 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one model and save it",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Train one model, print its test accuracy, save a "
                                    "checkpoint (model.pt) and the curves (curves.png) in --out.")
     t.add_argument("--data", default="fashion5", metavar="PATH",
-                   help="'fashion5' (the 5-class task, default), 'fashion' (all 10 classes) "
+                   help="'fashion5' (the 5-class task), 'fashion' (all 10 classes) "
                         "or a folder of images: PATH/<class>/*.png, or PATH/train + PATH/val")
-    t.add_argument("--model", default="resnext", choices=["resnext", "resnet18", "baseline"])
+    t.add_argument("--model", default="resnext", choices=["resnext", "resnet18", "baseline"],
+                   help="the report's ResNeXt, d2l's ResNet-18 or the LeNet-style baseline")
     t.add_argument("--stages", type=int, default=3, choices=[3, 4, 5],
-                   help="ResNeXt stages: the report's 3 (default), 4 or 5")
+                   help="ResNeXt stages: the report's 3, or 4 or 5")
     t.add_argument("--dropout", type=float, nargs=2, default=(0.2, 0.4), metavar=("P1", "P2"),
-                   help="rates of each stage's two dropout layers (default 0.2 0.4)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=0.05)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--weight-decay", type=float, default=5e-4)
-    t.add_argument("--schedule", default="cosine", choices=["cosine", "none"])
+                   help="rates of each stage's two dropout layers")
+    t.add_argument("--epochs", type=int, default=30, help="training epochs")
+    t.add_argument("--batch-size", type=int, default=32, help="images per SGD step")
+    t.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
+    t.add_argument("--momentum", type=float, default=0.9, help="Nesterov momentum (0: plain SGD)")
+    t.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
+    t.add_argument("--schedule", default="cosine", choices=["cosine", "none"],
+                   help="learning-rate schedule over the epochs")
     t.add_argument("--resize", type=int, default=32, help="square input size in pixels (>= 16)")
     t.add_argument("--augment", action="store_true", help="random crops and flips in training")
-    t.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    t.add_argument("--seed", type=int, default=0, help="seeds initialization and shuffling")
     t.add_argument("--root", default="data", help="where Fashion-MNIST is looked for/downloaded")
     t.add_argument("--out", default="runs/train", help="folder for model.pt and curves.png")
 
