@@ -264,7 +264,11 @@ class Trainer(d2l.Trainer):
         return path
 
     def restore(self, path, model):
-        """Load weights into ``model`` and history/optimizer into this trainer, to resume."""
+        """Load weights into ``model`` and history/optimizer into this trainer, to resume.
+
+        The next ``fit`` continues at epoch ``len(history) + 1``. Batches are reshuffled from
+        the seed, so a resumed run is not bit-identical to one that never stopped.
+        """
         ckpt = load_checkpoint(path)
         model.load_state_dict(ckpt["state_dict"])
         self.history = list(ckpt["history"])
