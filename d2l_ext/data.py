@@ -298,7 +298,6 @@ class ImageFolderData(TensorDataModule):
         self.val = TensorImages(val_imgs, val_y, mean, std)
 
     def _read_folder(self, folder):
-        from PIL import Image
         import torchvision
         try:
             found = torchvision.datasets.ImageFolder(str(folder), allow_empty=True)
@@ -315,24 +314,39 @@ class ImageFolderData(TensorDataModule):
                              f"{', '.join(str(Path(folder) / c) for c in empty)}")
         if len(found.classes) < 2:
             raise ValueError(f"{folder} has one class folder ({found.classes[0]}); need 2 or more")
-        mode = "RGB" if self.channels == 3 else "L"
-        h, w = _size_pair(self.resize)
-        images = torch.empty((len(found.samples), self.channels, h, w), dtype=torch.uint8)
+        size = _size_pair(self.resize)
+        images = torch.empty((len(found.samples), self.channels, *size), dtype=torch.uint8)
         for i, (path, _) in enumerate(found.samples):
-            try:
-                with Image.open(path) as img:
-                    img.load()
-                    if min(img.size) < self.min_size:
-                        raise ValueError(f"image {path} is {img.size[0]}x{img.size[1]} pixels, "
-                                         f"smaller than min_size={self.min_size}")
-                    img = img.convert(mode).resize((w, h), Image.BILINEAR)
-            except ValueError:
-                raise
-            except Exception as e:
-                raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
-            array = np.asarray(img, dtype=np.uint8)
-            images[i] = torch.from_numpy(array.reshape(h, w, -1).copy()).permute(2, 0, 1)
+            images[i] = decode_image(path, self.channels, size, self.min_size)
         return images, torch.tensor(found.targets), list(found.classes)
+
+
+def decode_image(image, channels, size, min_size=1):
+    """A file path or PIL image as a uint8 (C, H, W) tensor: RGB or gray, resized to ``size``.
+
+    Shared by ``ImageFolderData`` and ``evaluation.predict`` so that new images are
+    converted exactly like the training images. Errors name the file.
+    """
+    from PIL import Image
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file {path} does not exist")
+        try:
+            with Image.open(path) as img:
+                img.load()
+                image = img.copy()
+        except Exception as e:
+            raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
+    else:
+        path = "(PIL image)"
+    if min(image.size) < min_size:
+        raise ValueError(f"image {path} is {image.size[0]}x{image.size[1]} pixels, "
+                         f"smaller than min_size={min_size}")
+    h, w = size
+    image = image.convert("RGB" if channels == 3 else "L").resize((w, h), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8).reshape(h, w, -1)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
 def _stratified_split(labels, fraction, seed):

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from .data import decode_image
 from .plotting import plt, show_image_grid
 
 __all__ = ["predictions", "accuracy", "confusion_matrix", "per_class_accuracy",
@@ -108,19 +109,5 @@ def predict(model, images, data=None, class_names=None, top=1):
 
 
 def _load_like(image, data):
-    from PIL import Image
-    import numpy as np
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file {path} does not exist")
-        try:
-            with Image.open(path) as img:
-                img.load()
-                image = img.copy()
-        except Exception as e:
-            raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
-    channels, (h, w) = data.train.images.shape[1], data.train.images.shape[2:]
-    image = image.convert("RGB" if channels == 3 else "L").resize((w, h), Image.BILINEAR)
-    array = torch.from_numpy(np.asarray(image, dtype=np.uint8).reshape(h, w, -1).copy())
-    return data.train.normalize(array.permute(2, 0, 1).unsqueeze(0))[0]
+    channels, size = data.train.images.shape[1], tuple(data.train.images.shape[2:])
+    return data.train.normalize(decode_image(image, channels, size).unsqueeze(0))[0]
