@@ -34,9 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import d2l_ext  # noqa: E402
 from d2l_ext.data import BatchLoader, DEBIAN_FASHION_MNIST  # noqa: E402
 
-GFLOP_PER_TRAIN_IMAGE = None   # measured below with torch's FLOP counter
-
-
 class Limited:
     """The first ``n`` batches of a loader, as a loader."""
 

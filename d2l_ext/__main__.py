@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .models import MODEL_NAMES, REPORT_ARCHS
+
 EPILOG = """examples:
   python -m d2l_ext train                          # ResNeXt18, 5-class Fashion-MNIST, CPU
   python -m d2l_ext train --data my_images/ --resize 64 --epochs 20
@@ -32,9 +34,9 @@ def build_parser():
     t.add_argument("--data", default="fashion5", metavar="PATH",
                    help="'fashion5' (the 5-class task), 'fashion' (all 10 classes) "
                         "or a folder of images: PATH/<class>/*.png, or PATH/train + PATH/val")
-    t.add_argument("--model", default="resnext", choices=["resnext", "resnet18", "baseline"],
+    t.add_argument("--model", default="resnext", choices=MODEL_NAMES,
                    help="the report's ResNeXt, d2l's ResNet-18 or the LeNet-style baseline")
-    t.add_argument("--stages", type=int, default=3, choices=[3, 4, 5],
+    t.add_argument("--stages", type=int, default=3, choices=sorted(REPORT_ARCHS),
                    help="ResNeXt stages: the report's 3, or 4 or 5")
     t.add_argument("--dropout", type=float, nargs=2, default=(0.2, 0.4), metavar=("P1", "P2"),
                    help="rates of each stage's two dropout layers")
@@ -76,7 +78,7 @@ def cmd_train(args):
     from .data import FashionMNIST, FashionMNIST5, ImageFolderData
     from .models import build_model
     from .training import Trainer
-    from .plotting import plot_history, save_figure, plt
+    from .plotting import plot_history, save_figure
 
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
         sys.exit("--epochs and --batch-size must be positive, --lr greater than 0")

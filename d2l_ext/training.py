@@ -195,7 +195,7 @@ class Trainer(d2l.Trainer):
         model.train()
         self.board.start_epoch(self.epoch + 1, n_batches)
         loss_sum = torch.zeros((), device=self.device)
-        seen, since_sum, since_n = 0, torch.zeros((), device=self.device), 0
+        seen, drawn_sum, drawn_seen = 0, 0.0, 0     # loss_sum and seen at the last point drawn
         for i, batch in enumerate(self.train_dataloader, 1):
             X, y = self.prepare_batch(batch)
             with self._autocast():
@@ -206,14 +206,14 @@ class Trainer(d2l.Trainer):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), self.gradient_clip_val)
             self.optim.step()
             self.train_batch_idx += 1
-            n = len(y)
-            loss_sum += loss.detach().float() * n
-            since_sum += loss.detach().float() * n
-            seen, since_n = seen + n, since_n + n
+            loss_sum += loss.detach().float() * len(y)
+            seen += len(y)
             self.board.batch_done()
             if i in draw_at:        # the only host syncs of the training loop
-                self.board.train_point(self.epoch + i / n_batches, (since_sum / since_n).item())
-                since_sum, since_n = torch.zeros((), device=self.device), 0
+                total = loss_sum.item()
+                self.board.train_point(self.epoch + i / n_batches,
+                                       (total - drawn_sum) / (seen - drawn_seen))
+                drawn_sum, drawn_seen = total, seen
         if self.scheduler is not None:
             self.scheduler.step()
         val_loss, val_acc = self.evaluate(model, self.val_dataloader)

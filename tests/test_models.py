@@ -181,3 +181,4 @@ def test_a_few_cpu_steps_lower_the_loss(make):
         optim.zero_grad(); loss.backward(); optim.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
+
