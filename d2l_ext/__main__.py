@@ -48,7 +48,10 @@ def build_parser():
     t.add_argument("--schedule", default="cosine", choices=["cosine", "none"],
                    help="learning-rate schedule over the epochs")
     t.add_argument("--resize", type=int, default=32, help="square input size in pixels (>= 16)")
-    t.add_argument("--augment", action="store_true", help="random crops and flips in training")
+    t.add_argument("--augment", nargs="?", const="crop-flip", default=False,
+                   choices=["crop-flip", "crop-flip-erase"],
+                   help="training augmentation: random crops and flips (the default when "
+                        "given alone), plus random erasing with crop-flip-erase")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--seed", type=int, default=0, help="seeds initialization and shuffling")
     t.add_argument("--root", default="data", help="where Fashion-MNIST is looked for/downloaded")

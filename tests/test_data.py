@@ -79,6 +79,32 @@ def test_batches_are_seeded_and_augmentation_keeps_shapes(five):
     plain = aug.train.normalize(aug.train.images)
     assert X.shape == plain.shape and not torch.equal(X, plain)
     assert aug.val.augment is False
+    erase = FashionMNIST5(root="/nonexistent", download=False, augment="crop-flip-erase",
+                          batch_size=500)
+    X_erase, _ = next(iter(erase.train_dataloader()))
+    assert ((X_erase == X) | (X_erase == 0)).all() and not torch.equal(X_erase, X)  # same crops
+
+
+def test_random_erase_blanks_one_box_in_about_half_the_images():
+    g = torch.Generator().manual_seed(0)
+    X = torch.ones(4000, 1, 32, 32)
+    out = D.random_erase(X, g)
+    blanked = (out == 0).flatten(1).sum(1).float() / (32 * 32)
+    hit = blanked > 0
+    assert 0.47 < hit.float().mean() < 0.53                 # p = 0.5
+    assert blanked[hit].min() >= 0.01 and blanked[hit].max() <= 0.45   # area 0.02-0.4, rounded
+    assert 0.19 < blanked[hit].mean() < 0.23                # uniform area: mean 0.21
+    for img in out[hit][:50, 0]:                            # one axis-aligned rectangle
+        rows, cols = (img == 0).any(1), (img == 0).any(0)
+        assert (img == 0).sum() == rows.sum() * cols.sum()
+    again = D.random_erase(X, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again) and torch.equal(X, torch.ones_like(X))   # seeded, no in-place
+
+
+def test_unknown_augmentation_is_named():
+    with pytest.raises(ValueError, match="augment must be one of .*'crop-flip-erase'.*got 'cutout'"):
+        D.TensorImages(torch.zeros(2, 1, 16, 16, dtype=torch.uint8), torch.zeros(2),
+                       (0.5,), (0.5,), augment="cutout")
 
 
 def test_bad_resize_and_classes():

@@ -153,3 +153,13 @@ def test_main_command_end_to_end(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "d2l_ext", "train", "--data", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and str(tmp_path / "nope") in bad.stderr
+
+
+def test_cli_augment_option():
+    from d2l_ext.__main__ import build_parser
+    parse = build_parser().parse_args
+    assert parse(["train"]).augment is False
+    assert parse(["train", "--augment"]).augment == "crop-flip"
+    assert parse(["train", "--augment", "crop-flip-erase"]).augment == "crop-flip-erase"
+    with pytest.raises(SystemExit):
+        parse(["train", "--augment", "cutout"])
