@@ -117,6 +117,8 @@ class Trainer(d2l.Trainer):
 
     def prepare_model(self, model):
         model.trainer = self
+        if self.device.type == "cuda":     # fixed batch shapes: let cuDNN pick its fastest
+            torch.backends.cudnn.benchmark = True   # kernels (grouped convs vary most)
         self.model = model.to(self.device)
         X, _ = self.prepare_batch(next(iter(self.train_dataloader)))
         was_training = model.training

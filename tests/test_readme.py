@@ -25,3 +25,15 @@ def test_readme_speed_numbers_come_from_the_benchmark_file():
     speed = json.loads((ROOT / "results" / "speed.json").read_text())
     for name, value in speed["images_per_s"].items():
         assert re.search(rf"\| {re.escape(name)} \| {value:.0f} \|", README), name
+
+
+def test_readme_gpu_and_full_numbers_come_from_their_files():
+    import json
+    gpu = json.loads((ROOT / "results" / "gpu.json").read_text())
+    assert f"trains to {100 * gpu['five_class']['test_acc']:.1f}%" in README
+    assert f"on {100 * gpu['checkpoint_cpu_vs_gpu_bf16_agreement']:.1f}% of 1,000" in README
+    speeds = " / ".join(f"{round(r['train_img_s'], -2):,.0f}" for r in gpu["throughput"])
+    assert f"about {speeds} images/s" in README
+    full = sorted((ROOT / "results" / "full").glob("*.json"))
+    accs = [100 * json.loads(p.read_text())["test_acc"] for p in full]
+    assert f"**{accs[0]:.2f}% and {accs[1]:.2f}%**" in README
