@@ -126,7 +126,8 @@ def cmd_ablate(args):
             run_experiment(name, seeds=args.seeds, out=args.out, device=args.device,
                            root=args.root, epochs=args.epochs)
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept; run the same command to resume")
+        print("\ninterrupted: finished runs are kept and the run in progress is checkpointed "
+              "after its last complete epoch; run the same command to resume")
         return 130
     return 0
 

@@ -9,7 +9,6 @@ import json
 import math
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -83,33 +82,47 @@ def make_data(recipe, root="data"):
 
 def run_one(experiment, label, config, seed, path, recipe, device="auto", root="data",
             progress="terminal", epochs=None):
-    """Train one configuration with one seed and write its JSON file."""
+    """Train one configuration with one seed and write its JSON file.
+
+    A checkpoint beside the JSON file (``*.pt``) is written after every epoch and on
+    Ctrl-C, and a later call resumes from it, so an interrupted hour-long run loses at most
+    the epoch in progress; it is deleted once the JSON file is written. A resumed run
+    reshuffles from the seed, so it is not bit-identical to one that never stopped: its
+    record says from which epoch it resumed.
+    """
     recipe = dict(recipe, **({"epochs": epochs} if epochs else {}))
     data = make_data(recipe, root)
     model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
                         stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
+    checkpoint = path.with_suffix(".pt")
+    path.parent.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(max_epochs=recipe["epochs"], seed=seed, device=device,
                       momentum=recipe["momentum"], weight_decay=recipe["weight_decay"],
-                      schedule=recipe["schedule"], progress=progress)
-    start = time.perf_counter()
+                      schedule=recipe["schedule"], progress=progress, checkpoint=checkpoint)
+    resumed_from = None
+    if checkpoint.exists():
+        trainer.restore(checkpoint, model)
+        resumed_from = len(trainer.history)
     trainer.fit(model, data)
     if trainer.interrupted:
         raise KeyboardInterrupt
-    seconds = time.perf_counter() - start
     test_acc = trainer.history[-1]["val_acc"]     # the last epoch's pass over the test set
     record = {
         "experiment": experiment, "label": label, "config": config, "recipe": recipe,
         "seed": seed, "test_acc": test_acc, "epochs": recipe["epochs"],
-        "history": trainer.history, "seconds": seconds,
+        "history": trainer.history,
+        "seconds": sum(h["seconds"] for h in trainer.history),   # training + test passes
         "command": f"python -m d2l_ext ablate {experiment} --seeds {seed}"
                    + (f" --epochs {epochs}" if epochs else ""),
         "torch": torch.__version__, "device": str(trainer.device),
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if resumed_from is not None:
+        record["resumed_after_epoch"] = resumed_from
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(path)           # a run is either complete on disk or absent
+    checkpoint.unlink(missing_ok=True)
     return record
 
 
@@ -134,7 +147,8 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
                 log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
                     f"{twin['label']}, copied")
                 continue
-            log(f"[{experiment}] {label} seed {seed}: training")
+            resuming = " (resuming from its checkpoint)" if path.with_suffix(".pt").exists() else ""
+            log(f"[{experiment}] {label} seed {seed}: training{resuming}")
             record = run_one(experiment, label, config, seed, path, RECIPES[recipe_name],
                              device, root, progress, epochs)
             log(f"[{experiment}] {label} seed {seed}: test acc {record['test_acc']:.4f} "

@@ -43,3 +43,30 @@ def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
 def test_unknown_experiment_is_named():
     with pytest.raises(ValueError, match="unknown experiment 'dropuot'"):
         E.run_experiment("dropuot")
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_experiment, tmp_path, monkeypatch):
+    from d2l_ext.training import Trainer
+    E.RECIPES["tiny"]["epochs"] = 3
+    fit_epoch = Trainer.fit_epoch
+
+    def stop_in_epoch_3(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        return fit_epoch(self)
+
+    monkeypatch.setattr(Trainer, "fit_epoch", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent", progress="none")
+    checkpoint = tmp_path / "tiny" / "cnn__seed0.pt"
+    assert checkpoint.is_file() and not checkpoint.with_suffix(".json").exists()
+
+    monkeypatch.setattr(Trainer, "fit_epoch", fit_epoch)
+    log = []
+    E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent", progress="none",
+                     log=log.append)
+    assert "resuming from its checkpoint" in log[0]
+    record = E.load_results("tiny", tmp_path)[0]
+    assert [h["epoch"] for h in record["history"]] == [1, 2, 3]
+    assert record["resumed_after_epoch"] == 2 and not checkpoint.exists()
+    assert record["seconds"] == pytest.approx(sum(h["seconds"] for h in record["history"]))
