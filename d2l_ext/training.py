@@ -110,6 +110,11 @@ class Trainer(d2l.Trainer):
     # -- setup -------------------------------------------------------------------------
     def prepare_batch(self, batch):
         X, y = batch
+        if self.device.type == "cuda" and not X.is_cuda:
+            # A copy from pageable memory first waits for all GPU work queued so far; one from
+            # pinned memory is queued like a kernel, so the next batch is cut and augmented on
+            # the CPU while the GPU still computes this one.
+            X, y = X.pin_memory(), y.pin_memory()
         X = X.to(self.device, non_blocking=True)
         if self.channels_last:
             X = X.contiguous(memory_format=torch.channels_last)
