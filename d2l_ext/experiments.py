@@ -5,6 +5,7 @@ the command that made it, torch version, device). Tables and plots are rendered 
 those files alone, so a number in README or a notebook can always be traced to a file
 and the command that wrote it. A run whose file exists is not redone.
 """
+import hashlib
 import json
 import math
 import platform
@@ -80,11 +81,21 @@ def make_data(recipe, root="data"):
                         augment=recipe["augment"])
 
 
+def checkpoint_path(path, config, recipe):
+    """Where the run that will write ``path`` keeps its checkpoint while it trains.
+
+    The name carries a digest of the configuration and recipe, so a checkpoint left by a
+    run with other settings (say, more epochs: another cosine schedule) is never resumed.
+    """
+    key = json.dumps([config, recipe], sort_keys=True).encode()
+    return path.with_name(f"{path.stem}.{hashlib.sha256(key).hexdigest()[:8]}.pt")
+
+
 def run_one(experiment, label, config, seed, path, recipe, device="auto", root="data",
             progress="terminal", epochs=None):
     """Train one configuration with one seed and write its JSON file.
 
-    A checkpoint beside the JSON file (``*.pt``) is written after every epoch and on
+    A checkpoint beside the JSON file (``checkpoint_path``) is written after every epoch and on
     Ctrl-C, and a later call resumes from it, so an interrupted hour-long run loses at most
     the epoch in progress; it is deleted once the JSON file is written. A resumed run
     reshuffles from the seed, so it is not bit-identical to one that never stopped: its
@@ -94,7 +105,7 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
     data = make_data(recipe, root)
     model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
                         stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
-    checkpoint = path.with_suffix(".pt")
+    checkpoint = checkpoint_path(path, config, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(max_epochs=recipe["epochs"], seed=seed, device=device,
                       momentum=recipe["momentum"], weight_decay=recipe["weight_decay"],
@@ -147,7 +158,9 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
                 log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
                     f"{twin['label']}, copied")
                 continue
-            resuming = " (resuming from its checkpoint)" if path.with_suffix(".pt").exists() else ""
+            recipe = dict(RECIPES[recipe_name], **({"epochs": epochs} if epochs else {}))
+            resuming = (" (resuming from its checkpoint)"
+                        if checkpoint_path(path, config, recipe).exists() else "")
             log(f"[{experiment}] {label} seed {seed}: training{resuming}")
             record = run_one(experiment, label, config, seed, path, RECIPES[recipe_name],
                              device, root, progress, epochs)

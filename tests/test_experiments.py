@@ -58,8 +58,11 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_experiment, tmp_pat
     monkeypatch.setattr(Trainer, "fit_epoch", stop_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent", progress="none")
-    checkpoint = tmp_path / "tiny" / "cnn__seed0.pt"
-    assert checkpoint.is_file() and not checkpoint.with_suffix(".json").exists()
+    [checkpoint] = (tmp_path / "tiny").glob("cnn__seed0.*.pt")
+    assert not (tmp_path / "tiny" / "cnn__seed0.json").exists()
+    other = E.checkpoint_path(tmp_path / "x.json", {"model": "baseline"}, dict(E.RECIPES["tiny"], epochs=4))
+    assert other.name != E.checkpoint_path(tmp_path / "x.json", {"model": "baseline"},
+                                           E.RECIPES["tiny"]).name     # other settings, other file
 
     monkeypatch.setattr(Trainer, "fit_epoch", fit_epoch)
     log = []
