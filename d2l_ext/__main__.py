@@ -64,7 +64,7 @@ def build_parser():
     a.add_argument("experiments", nargs="+",
                    choices=["baselines", "dropout", "stages", "full", "full-cpu10min"])
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    a.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    a.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (results then go to <experiment>-<N>ep/)")
     a.add_argument("--device", default="auto")
     a.add_argument("--root", default="data")
     a.add_argument("--out", default="results")

@@ -143,10 +143,15 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
     recipe_name, rows = EXPERIMENTS[experiment]
+    # Runs with other epochs than the recipe's go to their own folder ("full-100ep"), so
+    # they neither count as the recipe's runs nor mix into its table.
+    if epochs == RECIPES[recipe_name]["epochs"]:
+        epochs = None
+    folder = f"{experiment}-{epochs}ep" if epochs else experiment
     done = []
     for label, config in rows:
         for seed in seeds:
-            path = Path(out) / experiment / f"{_slug(label)}__seed{seed}.json"
+            path = Path(out) / folder / f"{_slug(label)}__seed{seed}.json"
             if path.exists():
                 log(f"[{experiment}] {label} seed {seed}: done already ({path})")
                 continue

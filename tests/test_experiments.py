@@ -36,6 +36,13 @@ def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
     again = E.load_results("tiny-again", tmp_path)[0]
     assert again["test_acc"] == record["test_acc"] and again["label"] == "same cnn"
 
+    # Other epochs than the recipe's: a folder of their own, the recipe's table untouched.
+    [longer] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                                progress="none", epochs=2, log=log.append)
+    assert longer == tmp_path / "tiny-2ep" / "cnn__seed0.json"
+    assert len(json.loads(longer.read_text())["history"]) == 2
+    assert len(E.load_results("tiny", tmp_path)) == 1
+
     table = E.markdown_table("tiny", tmp_path)
     assert f"| cnn | {100 * record['test_acc']:.1f}% ± 0.0 | 1 | 50.0% |" in table
 
