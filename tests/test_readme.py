@@ -37,3 +37,13 @@ def test_readme_gpu_and_full_numbers_come_from_their_files():
     full = sorted((ROOT / "results" / "full").glob("*.json"))
     accs = [100 * json.loads(p.read_text())["test_acc"] for p in full]
     assert f"**{accs[0]:.2f}% and {accs[1]:.2f}%**" in README
+
+
+def test_readme_cpu_search_numbers_come_from_the_logs():
+    logs = sorted((ROOT / "results" / "cpu10min_search").glob("*.log"))
+    assert len(logs) == 3
+    for log in logs:
+        text = log.read_text()
+        assert text.startswith("python -m d2l_ext train")          # the command comes first
+        acc, secs = re.search(r"test accuracy: ([0-9.]+) .* ([0-9]+)s of training", text).groups()
+        assert f"{100 * float(acc):.2f}% in {secs} s" in README, log.name
