@@ -53,9 +53,9 @@ def check_training(root, report):
     assert trainer.device.type == "cuda" and report["five_class"]["weights_on"].startswith("cuda")
     assert 0.60 < acc < 0.80, f"5-class accuracy {acc:.3f} outside the CPU runs' range"
 
-    X = data.val.normalize(data.val.images[:1000])
+    X, y = data.val.normalize(data.val.images[:1000]), data.val.labels[:1000]
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        gpu_pred = model(X.cuda().contiguous(memory_format=torch.channels_last)).argmax(1).cpu()
+        gpu_pred = model(trainer.prepare_batch((X, y))[0]).argmax(1).cpu()
     cpu_model = model_from_checkpoint(ckpt, map_location="cpu")
     with torch.no_grad():
         cpu_pred = cpu_model(X).argmax(1)

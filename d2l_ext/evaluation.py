@@ -109,5 +109,5 @@ def predict(model, images, data=None, class_names=None, top=1):
 
 
 def _load_like(image, data):
-    channels, size = data.train.images.shape[1], tuple(data.train.images.shape[2:])
-    return data.train.normalize(decode_image(image, channels, size).unsqueeze(0))[0]
+    size = tuple(data.train.images.shape[2:])
+    return data.train.normalize(decode_image(image, data.in_channels, size).unsqueeze(0))[0]

@@ -95,13 +95,15 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
             progress="terminal", epochs=None):
     """Train one configuration with one seed and write its JSON file.
 
+    ``recipe`` is the one the run uses (``epochs`` already applied); ``epochs`` only goes
+    into the recorded command.
+
     A checkpoint beside the JSON file (``checkpoint_path``) is written after every epoch and on
     Ctrl-C, and a later call resumes from it, so an interrupted hour-long run loses at most
     the epoch in progress; it is deleted once the JSON file is written. A resumed run
     reshuffles from the seed, so it is not bit-identical to one that never stopped: its
     record says from which epoch it resumed.
     """
-    recipe = dict(recipe, **({"epochs": epochs} if epochs else {}))
     data = make_data(recipe, root)
     model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
                         stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
@@ -148,6 +150,7 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
     if epochs == RECIPES[recipe_name]["epochs"]:
         epochs = None
     folder = f"{experiment}-{epochs}ep" if epochs else experiment
+    recipe = dict(RECIPES[recipe_name], **({"epochs": epochs} if epochs else {}))
     done = []
     for label, config in rows:
         for seed in seeds:
@@ -155,7 +158,7 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
             if path.exists():
                 log(f"[{experiment}] {label} seed {seed}: done already ({path})")
                 continue
-            twin = _same_run_elsewhere(out, config, RECIPES[recipe_name], seed, epochs)
+            twin = _same_run_elsewhere(out, config, recipe, seed)
             if twin is not None:    # runs are deterministic: the same run is not redone
                 record = dict(twin, experiment=experiment, label=label)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,11 +166,10 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
                 log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
                     f"{twin['label']}, copied")
                 continue
-            recipe = dict(RECIPES[recipe_name], **({"epochs": epochs} if epochs else {}))
             resuming = (" (resuming from its checkpoint)"
                         if checkpoint_path(path, config, recipe).exists() else "")
             log(f"[{experiment}] {label} seed {seed}: training{resuming}")
-            record = run_one(experiment, label, config, seed, path, RECIPES[recipe_name],
+            record = run_one(experiment, label, config, seed, path, recipe,
                              device, root, progress, epochs)
             log(f"[{experiment}] {label} seed {seed}: test acc {record['test_acc']:.4f} "
                 f"in {record['seconds']:.0f}s -> {path}")
@@ -175,8 +177,7 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
     return done
 
 
-def _same_run_elsewhere(out, config, recipe, seed, epochs):
-    recipe = dict(recipe, **({"epochs": epochs} if epochs else {}))
+def _same_run_elsewhere(out, config, recipe, seed):
     for p in sorted(Path(out).glob("*/*.json")):
         record = json.loads(p.read_text())
         if (record["config"], record["recipe"], record["seed"]) == (config, recipe, seed):
