@@ -14,6 +14,7 @@ EPILOG = """examples:
   python -m d2l_ext train --data my_images/ --resize 64 --epochs 20
   python -m d2l_ext train --model resnext --stages 4 --dropout 0 0
   python -m d2l_ext ablate dropout --seeds 0 1 2   # writes results/dropout/*.json
+  python -m d2l_ext ablate full --estimate         # how long would it take here? (a minute)
   python -m d2l_ext tables                         # results/*.md and *.png from the JSON files
 """
 
@@ -68,6 +69,9 @@ def build_parser():
     a.add_argument("--device", default="auto")
     a.add_argument("--root", default="data")
     a.add_argument("--out", default="results")
+    a.add_argument("--estimate", action="store_true",
+                   help="train nothing: time a few batches of each row and say how long "
+                        "the runs still to do would take on this machine")
 
     r = sub.add_parser("tables", help="render results/*.md and *.png from the JSON files")
     r.add_argument("--out", default="results")
@@ -120,7 +124,12 @@ def cmd_train(args):
 
 
 def cmd_ablate(args):
-    from .experiments import run_experiment
+    from .experiments import estimate_experiment, run_experiment
+    if args.estimate:
+        for name in args.experiments:
+            estimate_experiment(name, seeds=args.seeds, out=args.out, device=args.device,
+                                root=args.root, epochs=args.epochs)
+        return 0
     try:
         for name in args.experiments:
             run_experiment(name, seeds=args.seeds, out=args.out, device=args.device,

@@ -6,10 +6,12 @@ those files alone, so a number in README or a notebook can always be traced to a
 and the command that wrote it. A run whose file exists is not redone.
 """
 import hashlib
+import itertools
 import json
 import math
 import platform
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -18,7 +20,7 @@ from .data import FashionMNIST, FashionMNIST5
 from .models import build_model
 from .training import Trainer
 
-__all__ = ["EXPERIMENTS", "RECIPES", "REPORT", "run_experiment", "load_results",
+__all__ = ["EXPERIMENTS", "RECIPES", "REPORT", "run_experiment", "estimate_experiment", "load_results",
            "summarize", "markdown_table", "plot_experiment"]
 
 #: One recipe per table: the same epochs, batch size, learning rate and input size for
@@ -144,15 +146,11 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
     """Run every row x seed of one experiment that has no result file yet."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
-    recipe_name, rows = EXPERIMENTS[experiment]
-    # Runs with other epochs than the recipe's go to their own folder ("full-100ep"), so
-    # they neither count as the recipe's runs nor mix into its table.
-    if epochs == RECIPES[recipe_name]["epochs"]:
-        epochs = None
-    folder = f"{experiment}-{epochs}ep" if epochs else experiment
-    recipe = dict(RECIPES[recipe_name], **({"epochs": epochs} if epochs else {}))
+    recipe, folder = _run_recipe(experiment, epochs)
+    if folder == experiment:
+        epochs = None       # the recipe's own epochs: the recorded command needs no --epochs
     done = []
-    for label, config in rows:
+    for label, config in EXPERIMENTS[experiment][1]:
         for seed in seeds:
             path = Path(out) / folder / f"{_slug(label)}__seed{seed}.json"
             if path.exists():
@@ -175,6 +173,93 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
                 f"in {record['seconds']:.0f}s -> {path}")
             done.append(path)
     return done
+
+
+def _run_recipe(experiment, epochs=None):
+    """The experiment's recipe with ``epochs`` applied, and the folder its runs go to."""
+    recipe_name = EXPERIMENTS[experiment][0]
+    # Runs with other epochs than the recipe's go to their own folder ("full-100ep"), so
+    # they neither count as the recipe's runs nor mix into its table.
+    if epochs == RECIPES[recipe_name]["epochs"]:
+        epochs = None
+    folder = f"{experiment}-{epochs}ep" if epochs else experiment
+    return dict(RECIPES[recipe_name], **({"epochs": epochs} if epochs else {})), folder
+
+
+def _timed(step, loader, batches, warmup, device):
+    """Seconds per batch of taking the next batch from ``loader`` and calling ``step`` on it
+    (so a CPU-side augmentation counts), over ``batches`` batches after ``warmup`` more."""
+    def now():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    start, timed = now(), 0
+    for i, batch in enumerate(itertools.islice(loader, warmup + batches), 1):
+        step(batch)
+        if i == warmup:
+            start = now()
+        elif i > warmup:
+            timed += 1
+    if not timed:
+        raise ValueError(f"the loader has {warmup} batches or fewer: none left to time")
+    return (now() - start) / timed
+
+
+def estimate_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto",
+                        root="data", epochs=None, batches=20, warmup=3, log=print):
+    """How long ``run_experiment`` would take here, from a few timed batches per row.
+
+    A GPU recipe can take hours on a laptop; this says so in a minute, before a run is
+    started. Each row's model trains ``warmup + batches`` batches of the recipe (its
+    augmentation, input size and batch size) and is evaluated on as many test batches;
+    an epoch is projected from the per-batch times, a run from the epochs. Runs whose
+    JSON file exists are not counted. Returns one dict per row.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
+    if batches < 1 or warmup < 0:
+        raise ValueError(f"batches must be >= 1 and warmup >= 0, got {batches} and {warmup}")
+    recipe, folder = _run_recipe(experiment, epochs)
+    data = make_data(recipe, root)
+    rows = []
+    for label, config in EXPERIMENTS[experiment][1]:
+        pending = [s for s in seeds       # runs neither written nor copyable from a twin
+                   if not (Path(out) / folder / f"{_slug(label)}__seed{s}.json").exists()
+                   and _same_run_elsewhere(out, config, recipe, s) is None]
+        model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
+                            stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
+        trainer = Trainer(max_epochs=recipe["epochs"], seed=0, device=device,
+                          momentum=recipe["momentum"], weight_decay=recipe["weight_decay"],
+                          schedule=recipe["schedule"], progress="none")
+        trainer.prepare_data(data)
+        trainer.prepare_model(model)
+        trainer.optim, trainer.scheduler = trainer.configure_optimizers(model)
+        model.train()
+        train_s = _timed(trainer.train_step, trainer.train_dataloader, batches, warmup,
+                         trainer.device)
+        val_s = _timed(lambda b: trainer.evaluate(model, [b]), trainer.val_dataloader, batches,
+                       warmup, trainer.device)
+        epoch_s = train_s * trainer.num_train_batches + val_s * trainer.num_val_batches
+        row = {"experiment": experiment, "label": label, "device": str(trainer.device),
+               "threads": torch.get_num_threads(), "batch_size": recipe["batch_size"],
+               "train_img_s": recipe["batch_size"] / train_s, "epoch_s": epoch_s,
+               "epochs": recipe["epochs"], "run_s": epoch_s * recipe["epochs"],
+               "pending_runs": len(pending)}
+        rows.append(row)
+        log(f"[{experiment}] {label}: {row['train_img_s']:.0f} training images/s on "
+            f"{row['device']} ({row['threads']} threads); about {_duration(epoch_s)} per epoch, "
+            f"{_duration(row['run_s'])} per run of {recipe['epochs']} epochs; "
+            f"{len(pending)} run(s) to do: {_duration(row['run_s'] * len(pending))}")
+    return rows
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _same_run_elsewhere(out, config, recipe, seed):

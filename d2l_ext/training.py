@@ -105,6 +105,7 @@ class Trainer(d2l.Trainer):
         self.gpus = [self.device] if self.device.type == "cuda" else []
         self.history, self.interrupted = [], False
         self.optim = self.scheduler = None
+        self.train_batch_idx = self.val_batch_idx = 0
         self._pending_state = None
 
     # -- setup -------------------------------------------------------------------------
@@ -204,17 +205,9 @@ class Trainer(d2l.Trainer):
         loss_sum = torch.zeros((), device=self.device)
         seen, drawn_sum, drawn_seen = 0, 0.0, 0     # loss_sum and seen at the last point drawn
         for i, batch in enumerate(self.train_dataloader, 1):
-            X, y = self.prepare_batch(batch)
-            with self._autocast():
-                loss = model.loss(model(X), y)
-            self.optim.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.gradient_clip_val > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), self.gradient_clip_val)
-            self.optim.step()
-            self.train_batch_idx += 1
-            loss_sum += loss.detach().float() * len(y)
-            seen += len(y)
+            loss, size = self.train_step(batch)
+            loss_sum += loss * size
+            seen += size
             self.board.batch_done()
             if i in draw_at:        # the only host syncs of the training loop
                 total = loss_sum.item()
@@ -228,6 +221,20 @@ class Trainer(d2l.Trainer):
                 "val_loss": val_loss, "val_acc": val_acc,
                 "lr": self.optim.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - start}
+
+    def train_step(self, batch):
+        """One SGD step on one batch: (the batch's mean loss, still on the device; its size)."""
+        model = self.model
+        X, y = self.prepare_batch(batch)
+        with self._autocast():
+            loss = model.loss(model(X), y)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.gradient_clip_val > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.gradient_clip_val)
+        self.optim.step()
+        self.train_batch_idx += 1
+        return loss.detach().float(), len(y)
 
     @torch.no_grad()
     def evaluate(self, model, loader):

@@ -80,3 +80,34 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_experiment, tmp_pat
     assert [h["epoch"] for h in record["history"]] == [1, 2, 3]
     assert record["resumed_after_epoch"] == 2 and not checkpoint.exists()
     assert record["seconds"] == pytest.approx(sum(h["seconds"] for h in record["history"]))
+
+
+def test_estimate_projects_a_run_from_a_few_batches(tiny_experiment, tmp_path):
+    E.RECIPES["tiny"]["epochs"] = 2
+    log = []
+    [row] = E.estimate_experiment("tiny", seeds=(0, 1), out=tmp_path, root="/nonexistent",
+                                  batches=2, warmup=1, log=log.append)
+    assert row["pending_runs"] == 2 and row["epochs"] == 2
+    assert row["run_s"] == pytest.approx(2 * row["epoch_s"])
+    assert "2 run(s) to do" in log[0] and "training images/s on cpu" in log[0]
+    # The projection is of the same order as the real thing (timings on a shared CPU vary).
+    [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                              progress="none", log=log.append)
+    real = json.loads(path.read_text())["history"][-1]["seconds"]
+    assert real / 4 < row["epoch_s"] < real * 4
+    [row] = E.estimate_experiment("tiny", seeds=(0, 1), out=tmp_path, root="/nonexistent",
+                                  batches=2, warmup=1, log=log.append)
+    assert row["pending_runs"] == 1                       # seed 0's file exists now
+    with pytest.raises(ValueError, match="5 batches or fewer"):
+        E.estimate_experiment("tiny", out=tmp_path, root="/nonexistent", batches=1, warmup=5,
+                              log=log.append)
+
+
+def test_cli_estimate_trains_nothing(tiny_experiment, tmp_path, monkeypatch, capsys):
+    from d2l_ext.__main__ import build_parser, cmd_ablate
+    args = build_parser().parse_args(["ablate", "full", "--estimate", "--out", str(tmp_path)])
+    calls = []
+    monkeypatch.setattr(E, "estimate_experiment", lambda name, **kw: calls.append((name, kw)))
+    monkeypatch.setattr(E, "run_experiment", lambda *a, **kw: pytest.fail("trained"))
+    assert cmd_ablate(args) == 0
+    assert calls[0][0] == "full" and calls[0][1]["out"] == str(tmp_path)

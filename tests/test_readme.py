@@ -47,3 +47,12 @@ def test_readme_cpu_search_numbers_come_from_the_logs():
         assert text.startswith("python -m d2l_ext train")          # the command comes first
         acc, secs = re.search(r"test accuracy: ([0-9.]+) .* ([0-9]+)s of training", text).groups()
         assert f"{100 * float(acc):.2f}% in {secs} s" in README, log.name
+
+
+def test_readme_cpu_estimates_come_from_the_log():
+    log = (ROOT / "results" / "cpu_estimates.log").read_text()
+    assert "python -m d2l_ext ablate full --estimate --seeds 0 1\n[full]" in log  # command first
+    full, longer = re.findall(r"\[full\] .*: (\d+) training images/s .*about (\d+) min per "
+                              r"epoch, ([0-9.]+) h per run", log)
+    assert f"measured {full[0]} training images/s, about {full[1]} min per epoch" in README
+    assert f"**{full[2]} h per run**" in README and f"100-epoch run below: {longer[2]} h" in README
