@@ -1,4 +1,4 @@
-"""The command line: ``python -m d2l_ext train | ablate | tables | diagrams``.
+"""The command line: ``python -m d2l_ext train | evaluate | ablate | tables | diagrams``.
 
 ``train`` with no arguments trains the report's ResNeXt18 on the 5-class Fashion-MNIST
 task on the CPU, prints the test accuracy and writes a checkpoint and a PNG of the curves.
@@ -13,6 +13,7 @@ EPILOG = """examples:
   python -m d2l_ext train                          # ResNeXt18, 5-class Fashion-MNIST, CPU
   python -m d2l_ext train --data my_images/ --resize 64 --epochs 20
   python -m d2l_ext train --model resnext --stages 4 --dropout 0 0
+  python -m d2l_ext evaluate runs/train/model.pt --tta flip
   python -m d2l_ext ablate dropout --seeds 0 1 2   # writes results/dropout/*.json
   python -m d2l_ext ablate full --estimate         # how long would it take here? (a minute)
   python -m d2l_ext tables                         # results/*.md and *.png from the JSON files
@@ -73,6 +74,22 @@ def build_parser():
                    help="train nothing: time a few batches of each row and say how long "
                         "the runs still to do would take on this machine")
 
+    e = sub.add_parser("evaluate", help="test accuracy of a saved model",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Load a checkpoint written by train (or Trainer(checkpoint=...)) "
+                                   "and print its accuracy on the test images of --data.")
+    e.add_argument("checkpoint", help="a model.pt")
+    e.add_argument("--data", default="fashion5", metavar="PATH",
+                   help="the data the model was trained on: 'fashion5', 'fashion' or a folder")
+    e.add_argument("--resize", type=int, default=None,
+                   help="input size in pixels (default: the size the checkpoint records)")
+    e.add_argument("--tta", choices=["flip"], default=None,
+                   help="also report the accuracy with each test image averaged with its mirror "
+                        "image (helps models trained with flips)")
+    e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    e.add_argument("--root", default="data", help="where Fashion-MNIST is looked for/downloaded")
+
     r = sub.add_parser("tables", help="render results/*.md and *.png from the JSON files")
     r.add_argument("--out", default="results")
 
@@ -81,26 +98,28 @@ def build_parser():
     return parser
 
 
-def cmd_train(args):
+def _make_data(name, batch_size, resize, root, augment=False, seed=0):
+    """The data set a --data value names; a bad path or size ends the program with its reason."""
     from .data import FashionMNIST, FashionMNIST5, ImageFolderData
+    try:
+        if name == "fashion5":
+            return FashionMNIST5(batch_size=batch_size, resize=resize, root=root, augment=augment)
+        if name == "fashion":
+            return FashionMNIST(batch_size=batch_size, resize=resize, root=root, augment=augment)
+        return ImageFolderData(name, batch_size=batch_size, resize=resize, augment=augment,
+                               seed=seed)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+
+
+def cmd_train(args):
     from .models import build_model
     from .training import Trainer
     from .plotting import plot_history, save_figure
 
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
         sys.exit("--epochs and --batch-size must be positive, --lr greater than 0")
-    try:
-        if args.data == "fashion5":
-            data = FashionMNIST5(batch_size=args.batch_size, resize=args.resize,
-                                 root=args.root, augment=args.augment)
-        elif args.data == "fashion":
-            data = FashionMNIST(batch_size=args.batch_size, resize=args.resize,
-                                root=args.root, augment=args.augment)
-        else:
-            data = ImageFolderData(args.data, batch_size=args.batch_size, resize=args.resize,
-                                   augment=args.augment, seed=args.seed)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment, args.seed)
     print(f"data: {args.data}: {len(data.train)} training and {len(data.val)} test images, "
           f"{data.num_classes} classes ({', '.join(data.classes)})", flush=True)
     model = build_model(args.model, num_classes=data.num_classes, lr=args.lr,
@@ -121,6 +140,35 @@ def cmd_train(args):
     save_figure(ax.figure, out / "curves.png")
     print(f"wrote {out / 'model.pt'} and {out / 'curves.png'}")
     return 130 if trainer.interrupted else 0
+
+
+def cmd_evaluate(args):
+    from .evaluation import accuracy
+    from .training import load_checkpoint, model_from_checkpoint, resolve_device
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+        model = model_from_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    resize = args.resize or ckpt.get("input_size")
+    if resize is None:
+        sys.exit(f"error: {args.checkpoint} does not record the input size it was trained at; "
+                 f"pass --resize")
+    # A folder without train/ and val/ is split by the seed, as train did with --seed.
+    seed = (ckpt.get("trainer") or {}).get("seed") or 0
+    data = _make_data(args.data, args.batch_size, resize if args.resize else tuple(resize),
+                      args.root, seed=seed)
+    if ckpt.get("class_names") and list(ckpt["class_names"]) != list(data.classes):
+        sys.exit(f"error: {args.checkpoint} was trained on {len(ckpt['class_names'])} classes "
+                 f"({', '.join(ckpt['class_names'])}), --data {args.data} has "
+                 f"{data.num_classes} ({', '.join(data.classes)})")
+    model.to(resolve_device(args.device))
+    size = "x".join(map(str, data.val.images.shape[-2:]))
+    print(f"test accuracy: {accuracy(model, data.val_dataloader()):.4f} "
+          f"({len(data.val)} images of {args.data}, {size})")
+    if args.tta:
+        print(f"with {args.tta} TTA:   {accuracy(model, data.val_dataloader(), args.tta):.4f}")
+    return 0
 
 
 def cmd_ablate(args):
@@ -164,8 +212,8 @@ def cmd_diagrams(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return {"train": cmd_train, "ablate": cmd_ablate, "tables": cmd_tables,
-            "diagrams": cmd_diagrams}[args.command](args)
+    return {"train": cmd_train, "evaluate": cmd_evaluate, "ablate": cmd_ablate,
+            "tables": cmd_tables, "diagrams": cmd_diagrams}[args.command](args)
 
 
 if __name__ == "__main__":

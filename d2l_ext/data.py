@@ -24,8 +24,8 @@ FASHION_MNIST_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
 _FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 #: Training-time augmentations by name. ``True`` means "crop-flip", d2l's usual pair;
-#: "crop-flip-erase" adds random erasing (Zhong et al., 2017), which the full Fashion-MNIST
-#: recipe needs to get past 95%.
+#: "crop-flip-erase" adds random erasing (Zhong et al., 2017), as the full Fashion-MNIST
+#: recipe does.
 AUGMENTATIONS = {False: (), None: (), True: ("crop", "flip"), "crop-flip": ("crop", "flip"),
                  "crop-flip-erase": ("crop", "flip", "erase")}
 #: Smallest side the networks here can use: the stem divides by 4, three stages by 4 more.

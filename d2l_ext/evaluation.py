@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from .data import decode_image
 from .plotting import plt, show_image_grid
 
-__all__ = ["predictions", "accuracy", "confusion_matrix", "per_class_accuracy",
+__all__ = ["TTA", "predictions", "accuracy", "confusion_matrix", "per_class_accuracy",
            "plot_confusion_matrix", "show_mistakes", "predict"]
 
 
@@ -19,22 +19,34 @@ def _device(model):
     return next(model.parameters()).device
 
 
+#: Test-time augmentations: ``"flip"`` averages the probabilities of each image and its
+#: mirror image. It only helps a model trained with flips (one trained without them has never
+#: seen a mirrored coat, and loses points on it).
+TTA = (None, "flip")
+
+
 @torch.no_grad()
-def predictions(model, loader):
+def predictions(model, loader, tta=None):
     """(inputs, labels, predicted labels, probabilities) over the whole loader, on the CPU."""
+    if tta not in TTA:
+        raise ValueError(f"tta must be one of {TTA}, got {tta!r}")
     model.eval()
     device = _device(model)
     xs, ys, probs = [], [], []
     for X, y in loader:
-        probs.append(F.softmax(model(X.to(device)).float(), dim=1).cpu())
+        X_dev = X.to(device)
+        p = F.softmax(model(X_dev).float(), dim=1)
+        if tta == "flip":
+            p = (p + F.softmax(model(X_dev.flip(-1)).float(), dim=1)) / 2
+        probs.append(p.cpu())
         xs.append(X); ys.append(y)
     probs = torch.cat(probs)
     return torch.cat(xs), torch.cat(ys), probs.argmax(1), probs
 
 
-def accuracy(model, loader):
+def accuracy(model, loader, tta=None):
     """Fraction of correctly classified examples over every example of the loader."""
-    _, y, pred, _ = predictions(model, loader)
+    _, y, pred, _ = predictions(model, loader, tta)
     return (pred == y).float().mean().item()
 
 

@@ -262,12 +262,14 @@ class Trainer(d2l.Trainer):
         """Weights, hparams, class names, history, optimizer: all loadable weights-only."""
         model = model if model is not None else self.model
         data = getattr(self, "data", None)
+        images = getattr(getattr(data, "train", None), "images", None)
         ckpt = {
             "format": CHECKPOINT_FORMAT,
             "model_class": _model_class_name(model),
             "hparams": _plain({k: v for k, v in model.hparams.items()}),
             "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
             "class_names": list(getattr(data, "classes", None) or getattr(model, "class_names", None) or []),
+            "input_size": list(images.shape[-2:]) if images is not None else None,
             "history": list(self.history),
             "optimizer": self.optim.state_dict() if self.optim is not None else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,

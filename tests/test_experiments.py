@@ -28,6 +28,7 @@ def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
     assert record["experiment"] == "tiny" and record["config"] == {"model": "baseline"}
     assert 0.2 < record["test_acc"] < 1 and len(record["history"]) == 1
     assert record["history"][0]["val_acc"] == pytest.approx(record["test_acc"])
+    assert "test_acc_flip_tta" not in record            # trained without flips
 
     # A second call trains nothing; the same configuration elsewhere is copied, not retrained.
     assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, log=log.append) == []
@@ -111,3 +112,14 @@ def test_cli_estimate_trains_nothing(tiny_experiment, tmp_path, monkeypatch, cap
     monkeypatch.setattr(E, "run_experiment", lambda *a, **kw: pytest.fail("trained"))
     assert cmd_ablate(args) == 0
     assert calls[0][0] == "full" and calls[0][1]["out"] == str(tmp_path)
+
+
+def test_runs_trained_with_flips_also_record_flip_tta(tiny_experiment, tmp_path):
+    E.RECIPES["tiny"]["augment"] = "crop-flip"
+    [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                              progress="none", log=lambda _: None)
+    record = json.loads(path.read_text())
+    assert 0.2 < record["test_acc_flip_tta"] < 1
+    table = E.markdown_table("tiny", tmp_path)
+    assert "| with flip TTA (mean) |" in table.splitlines()[0]
+    assert table.splitlines()[2].endswith(f" {100 * record['test_acc_flip_tta']:.2f}% |")

@@ -56,3 +56,12 @@ def test_readme_cpu_estimates_come_from_the_log():
                               r"epoch, ([0-9.]+) h per run", log)
     assert f"measured {full[0]} training images/s, about {full[1]} min per epoch" in README
     assert f"**{full[2]} h per run**" in README and f"100-epoch run below: {longer[2]} h" in README
+
+
+def test_readme_flip_tta_numbers_come_from_the_evaluate_output():
+    text = (ROOT / "results" / "cpu10min_search" / "flip_tta.txt").read_text()
+    runs = re.findall(r"(python -m d2l_ext evaluate .*)\ntest accuracy: ([0-9.]+) .*\n"
+                      r"with flip TTA: +([0-9.]+)", text)
+    assert len(runs) == 2
+    for _, plain, tta in runs:
+        assert f"from {100 * float(plain):.2f}% to {100 * float(tta):.2f}%" in README

@@ -11,7 +11,7 @@ import d2l_ext.training as T
 from d2l_ext import FashionMNIST5, ResNeXt18, BaselineCNN, Trainer, load_checkpoint, \
     model_from_checkpoint
 from d2l_ext.data import TensorImages
-from d2l_ext.evaluation import accuracy, confusion_matrix, per_class_accuracy, predict
+from d2l_ext.evaluation import accuracy, confusion_matrix, per_class_accuracy, predict, predictions
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,7 @@ def test_checkpoint_round_trip_and_resume(tiny, tmp_path):
     ckpt = torch.load(path, weights_only=True)
     assert ckpt["class_names"] == tiny.classes and len(ckpt["history"]) == 1
     assert ckpt["hparams"]["arch"] == [[2, 64], [2, 128], [2, 256]]
+    assert ckpt["input_size"] == [16, 16]          # what `evaluate` resizes test images to
     loaded = model_from_checkpoint(path)
     X, _ = next(iter(tiny.val_dataloader()))
     with torch.no_grad():
@@ -153,6 +154,32 @@ def test_main_command_end_to_end(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "d2l_ext", "train", "--data", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and str(tmp_path / "nope") in bad.stderr
+
+    # `evaluate` finds the input size in the checkpoint and gives train's test accuracy back.
+    from d2l_ext.__main__ import main
+    trained = float(result.stdout.split("test accuracy: ")[1].split()[0])
+    evaluate = [sys.executable, "-m", "d2l_ext", "evaluate", str(out / "model.pt"),
+                "--root", "/nonexistent", "--tta", "flip"]
+    again = subprocess.run(evaluate, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "(5000 images of fashion5, 16x16)" in again.stdout and "with flip TTA:" in again.stdout
+    assert abs(float(again.stdout.split("test accuracy: ")[1].split()[0]) - trained) <= 2 / 5000
+    with pytest.raises(SystemExit, match="trained on 5 classes .* --data fashion has 10"):
+        main(["evaluate", str(out / "model.pt"), "--data", "fashion", "--root", "/nonexistent"])
+
+
+def test_flip_tta_averages_each_image_with_its_mirror(tiny):
+    model, _ = fit(tiny, epochs=1, seed=0)
+    X, y = next(iter(tiny.val_dataloader()))
+    *_, probs = predictions(model, [(X, y)], tta="flip")
+    with torch.no_grad():
+        expected = (model(X).softmax(1) + model(X.flip(-1)).softmax(1)) / 2
+    torch.testing.assert_close(probs, expected)
+    symmetric = (X + X.flip(-1)) / 2                  # its own mirror image: nothing to average
+    torch.testing.assert_close(predictions(model, [(symmetric, y)], tta="flip")[3],
+                               predictions(model, [(symmetric, y)])[3])
+    with pytest.raises(ValueError, match="'rotate'"):
+        accuracy(model, tiny.val_dataloader(), tta="rotate")
 
 
 def test_cli_augment_option():
