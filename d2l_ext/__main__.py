@@ -173,18 +173,15 @@ def cmd_evaluate(args):
 
 def cmd_ablate(args):
     from .experiments import estimate_experiment, run_experiment
-    if args.estimate:
-        for name in args.experiments:
-            estimate_experiment(name, seeds=args.seeds, out=args.out, device=args.device,
-                                root=args.root, epochs=args.epochs)
-        return 0
     try:
         for name in args.experiments:
-            run_experiment(name, seeds=args.seeds, out=args.out, device=args.device,
-                           root=args.root, epochs=args.epochs)
+            (estimate_experiment if args.estimate else run_experiment)(
+                name, seeds=args.seeds, out=args.out, device=args.device, root=args.root,
+                epochs=args.epochs)
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept and the run in progress is checkpointed "
-              "after its last complete epoch; run the same command to resume")
+        print("\ninterrupted" + ("" if args.estimate else
+              ": finished runs are kept and the run in progress is checkpointed after its "
+              "last complete epoch; run the same command to resume"))
         return 130
     return 0
 

@@ -21,8 +21,8 @@ from .evaluation import accuracy
 from .models import build_model
 from .training import Trainer
 
-__all__ = ["EXPERIMENTS", "RECIPES", "REPORT", "run_experiment", "estimate_experiment", "load_results",
-           "summarize", "markdown_table", "plot_experiment"]
+__all__ = ["EXPERIMENTS", "RECIPES", "REPORT", "run_experiment", "estimate_experiment",
+           "load_results", "summarize", "markdown_table", "plot_experiment"]
 
 #: One recipe per table: the same epochs, batch size, learning rate and input size for
 #: every row. The 5-class recipe is SGD with Nesterov momentum and a cosine schedule on
@@ -161,7 +161,7 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
                 log(f"[{experiment}] {label} seed {seed}: done already ({path})")
                 continue
             twin = _same_run_elsewhere(out, config, recipe, seed)
-            if twin is not None:    # runs are deterministic: the same run is not redone
+            if twin is not None:    # same model, recipe and seed: one run serves both tables
                 record = dict(twin, experiment=experiment, label=label)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(record, indent=1))
@@ -240,6 +240,8 @@ def estimate_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto
         trainer.prepare_model(model)
         trainer.optim, trainer.scheduler = trainer.configure_optimizers(model)
         model.train()
+        log(f"[{experiment}] {label}: timing {warmup} + {batches} training and test batches "
+            f"of {recipe['batch_size']} images at {recipe['resize']}x{recipe['resize']}")
         train_s = _timed(trainer.train_step, trainer.train_dataloader, batches, warmup,
                          trainer.device)
         val_s = _timed(lambda b: trainer.evaluate(model, [b]), trainer.val_dataloader, batches,

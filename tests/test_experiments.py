@@ -90,7 +90,8 @@ def test_estimate_projects_a_run_from_a_few_batches(tiny_experiment, tmp_path):
                                   batches=2, warmup=1, log=log.append)
     assert row["pending_runs"] == 2 and row["epochs"] == 2
     assert row["run_s"] == pytest.approx(2 * row["epoch_s"])
-    assert "2 run(s) to do" in log[0] and "training images/s on cpu" in log[0]
+    assert "timing 1 + 2 training and test batches of 100 images at 16x16" in log[0]
+    assert "2 run(s) to do" in log[1] and "training images/s on cpu" in log[1]
     # The projection is of the same order as the real thing (timings on a shared CPU vary).
     [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
                               progress="none", log=log.append)
