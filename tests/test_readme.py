@@ -52,10 +52,17 @@ def test_readme_cpu_search_numbers_come_from_the_logs():
 def test_readme_cpu_estimates_come_from_the_log():
     log = (ROOT / "results" / "cpu_estimates.log").read_text()
     assert "python -m d2l_ext ablate full --estimate --seeds 0 1\n[full]" in log  # command first
-    full, longer = re.findall(r"\[full\] .*: (\d+) training images/s .*about (\d+) min per "
-                              r"epoch, ([0-9.]+) h per run", log)
-    assert f"measured {full[0]} training images/s, about {full[1]} min per epoch" in README
-    assert f"**{full[2]} h per run**" in README and f"100-epoch run below: {longer[2]} h" in README
+    runs = re.findall(r"\[full\] .*: (\d+) training images/s .*about (\d+) min per epoch, "
+                      r"([0-9.]+) h per run of (\d+) epochs", log)
+    fifty = [r for r in runs if r[3] == "50"]
+    hundred = [r for r in runs if r[3] == "100"]
+    assert len(fifty) == len(hundred) == 2
+    assert f"**{fifty[0][2]}–{fifty[1][2]} h per run**" in README
+    assert f"measured {fifty[0][0]} and {fifty[1][0]} training images/s" in README
+    assert f"{fifty[0][1]}–{fifty[1][1]} min per epoch" in README
+    assert f"100-epoch\n  run below: {hundred[0][2]}–{hundred[1][2]} h" in README
+    cpu10 = re.findall(r"about \d+ s per epoch, (\d+) min per run of 14 epochs", log)
+    assert f"projected at {cpu10[0]} and {cpu10[1]} min" in README
 
 
 def test_readme_flip_tta_numbers_come_from_the_evaluate_output():
