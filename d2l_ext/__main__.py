@@ -180,8 +180,9 @@ def cmd_ablate(args):
                 epochs=args.epochs)
     except KeyboardInterrupt:
         print("\ninterrupted" + ("" if args.estimate else
-              ": finished runs are kept and the run in progress is checkpointed after its "
-              "last complete epoch; run the same command to resume"))
+              ": finished runs are kept; the run in progress is checkpointed (its finished "
+              "epochs and its weights as they are now); run the same command to go on with "
+              "the epoch it was in"))
         return 130
     return 0
 

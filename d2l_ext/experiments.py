@@ -102,10 +102,11 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
     into the recorded command.
 
     A checkpoint beside the JSON file (``checkpoint_path``) is written after every epoch and on
-    Ctrl-C, and a later call resumes from it, so an interrupted hour-long run loses at most
-    the epoch in progress; it is deleted once the JSON file is written. A resumed run
-    reshuffles from the seed, so it is not bit-identical to one that never stopped: its
-    record says from which epoch it resumed.
+    Ctrl-C, and a later call resumes from it, so an interrupted hour-long run loses nothing: it
+    goes on with the epoch it was in, from the weights as they were when it stopped; the file
+    is deleted once the JSON file is written. A resumed run is not bit-identical to one that
+    never stopped (the interrupted epoch is redone from part-trained weights, and batches are
+    reshuffled from the seed): its record says after which epoch it resumed.
     """
     data = make_data(recipe, root)
     model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
