@@ -40,6 +40,14 @@ def resolve_device(device=None, num_gpus=0):
     return wanted
 
 
+def cpu_has_native_bf16():
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); None if torch cannot say."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def _plain(value):
     """hparams as plain JSON-like values (tuples become lists, callables are dropped)."""
     if isinstance(value, (bool, int, float, str)) or value is None:
@@ -85,7 +93,9 @@ class Trainer(d2l.Trainer):
     """Used as d2l's: ``Trainer(max_epochs=10).fit(model, data)``; see the module docstring.
 
     Beyond d2l's arguments: ``device`` ('auto', 'cpu', 'cuda', ...), ``channels_last``,
-    ``amp`` (bf16 autocast, CUDA only), ``seed`` (same seed, same loss curve on the CPU),
+    ``amp`` (True: bf16 autocast on CUDA, fp32 on the CPU; ``"bf16"``: bf16 autocast on the
+    CPU too, about 1.3-1.8x faster on CPUs with native bf16 such as AVX512-BF16 or AMX, slower
+    on others; False: fp32), ``seed`` (same seed, same loss curve on the CPU),
     ``momentum``/``weight_decay``/``schedule`` ('cosine' or None; when all are left at
     their defaults the model's own ``configure_optimizers`` is used, as in d2l),
     ``progress`` ('auto', 'notebook', 'terminal', 'none'), ``points_per_epoch`` (how
@@ -101,7 +111,12 @@ class Trainer(d2l.Trainer):
             raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
         if schedule not in (None, "cosine"):
             raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
+        if amp not in (True, False, "bf16"):
+            raise ValueError(f"amp must be True, False or 'bf16', got {amp!r}")
         self.device = resolve_device(device, num_gpus)
+        if amp == "bf16" and self.device.type == "cpu" and cpu_has_native_bf16() is False:
+            warnings.warn("amp='bf16' on a CPU without native bf16 (AVX512-BF16 or AMX): "
+                          "training will be slower than in fp32", stacklevel=2)
         self.gpus = [self.device] if self.device.type == "cuda" else []
         self.history, self.interrupted = [], False
         self.optim = self.scheduler = None
@@ -147,7 +162,7 @@ class Trainer(d2l.Trainer):
         return optim, scheduler
 
     def _autocast(self):
-        enabled = self.amp and self.device.type == "cuda"
+        enabled = self.amp == "bf16" or (self.amp is True and self.device.type == "cuda")
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def _progress(self, model):
@@ -274,7 +289,7 @@ class Trainer(d2l.Trainer):
             "optimizer": self.optim.state_dict() if self.optim is not None else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "trainer": _plain({k: self.hparams[k] for k in ("max_epochs", "seed", "momentum",
-                               "weight_decay", "schedule", "channels_last")}),
+                               "weight_decay", "schedule", "channels_last", "amp")}),
         }
         torch.save(ckpt, path)
         return path

@@ -41,7 +41,7 @@ def test_readme_gpu_and_full_numbers_come_from_their_files():
 
 def test_readme_cpu_search_numbers_come_from_the_logs():
     logs = sorted((ROOT / "results" / "cpu10min_search").glob("*.log"))
-    assert len(logs) == 3
+    assert len(logs) == 5
     for log in logs:
         text = log.read_text()
         assert text.startswith("python -m d2l_ext train")          # the command comes first
@@ -72,3 +72,12 @@ def test_readme_flip_tta_numbers_come_from_the_evaluate_output():
     assert len(runs) == 2
     for _, plain, tta in runs:
         assert f"from {100 * float(plain):.2f}% to {100 * float(tta):.2f}%" in README
+
+
+def test_readme_cpu_bf16_table_comes_from_the_benchmark_file():
+    import json
+    bench = json.loads((ROOT / "results" / "cpu_bf16.json").read_text())
+    assert len(bench["rows"]) == 3 and bench["native_bf16"] is True
+    for r in bench["rows"]:
+        assert (f"| {r['size']}×{r['size']} | {r['fp32_img_s']:.0f} | {r['bf16_img_s']:.0f} | "
+                f"{r['speedup']:.2f}× |") in README

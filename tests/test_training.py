@@ -182,6 +182,24 @@ def test_flip_tta_averages_each_image_with_its_mirror(tiny):
         accuracy(model, tiny.val_dataloader(), tta="rotate")
 
 
+def test_bf16_autocast_on_the_cpu_is_opt_in(tiny, monkeypatch):
+    with pytest.raises(ValueError, match="amp must be True, False or 'bf16', got 'fp16'"):
+        Trainer(max_epochs=1, amp="fp16")
+    with Trainer(max_epochs=1, device="cpu")._autocast():
+        assert not torch.is_autocast_enabled("cpu")             # the default stays fp32 here
+    with Trainer(max_epochs=1, device="cpu", amp="bf16")._autocast():
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    _, fp32 = fit(tiny, epochs=1, seed=0)
+    _, bf16 = fit(tiny, epochs=1, seed=0, amp="bf16")
+    loss = lambda t: t.history[0]["train_loss"]
+    assert loss(bf16) != loss(fp32)                               # really another precision,
+    assert loss(bf16) == pytest.approx(loss(fp32), rel=0.05)      # and the same training
+    monkeypatch.setattr(T, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without native bf16"):
+        Trainer(max_epochs=1, device="cpu", amp="bf16")
+
+
 def test_cli_augment_option():
     from d2l_ext.__main__ import build_parser
     parse = build_parser().parse_args
@@ -190,3 +208,4 @@ def test_cli_augment_option():
     assert parse(["train", "--augment", "crop-flip-erase"]).augment == "crop-flip-erase"
     with pytest.raises(SystemExit):
         parse(["train", "--augment", "cutout"])
+    assert parse(["train"]).bf16 is False and parse(["train", "--bf16"]).bf16 is True
