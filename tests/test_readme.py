@@ -41,7 +41,7 @@ def test_readme_gpu_and_full_numbers_come_from_their_files():
 
 def test_readme_cpu_search_numbers_come_from_the_logs():
     logs = sorted((ROOT / "results" / "cpu10min_search").glob("*.log"))
-    assert len(logs) == 5
+    assert len(logs) == 6
     for log in logs:
         text = log.read_text()
         assert text.startswith("python -m d2l_ext train")          # the command comes first
@@ -81,3 +81,15 @@ def test_readme_cpu_bf16_table_comes_from_the_benchmark_file():
     for r in bench["rows"]:
         assert (f"| {r['size']}×{r['size']} | {r['fp32_img_s']:.0f} | {r['bf16_img_s']:.0f} | "
                 f"{r['speedup']:.2f}× |") in README
+
+
+def test_readme_cpu_budget_numbers_come_from_their_files():
+    import json
+    files = sorted((ROOT / "results" / "full-cpu10min").glob("*.json"))
+    runs = [json.loads(p.read_text()) for p in files]
+    accs = " and ".join(f"{100 * r['test_acc']:.2f}%" for r in runs)
+    secs = " and ".join(f"{r['seconds']:.0f}" for r in runs)
+    assert f"**{accs}** (seeds 0 and 1) in {secs} s" in README
+    archived = ROOT / "results" / "archive" / "full-cpu10min-28px-fp32-14ep__seed0.json"
+    old = json.loads(archived.read_text())
+    assert f"reached {100 * old['test_acc']:.2f}% in {old['seconds']:.0f} s with seed 0" in README
