@@ -31,14 +31,11 @@ BATCH = 128
 
 
 def ready_trainer(data, amp):
-    """A Trainer with its model built and optimizer made, ready for ``train_step``."""
+    """A Trainer set up (model built, optimizer made), ready for ``train_step``."""
     model = build_model("resnext", num_classes=10, lr=0.1)
     trainer = Trainer(max_epochs=1, device="cpu", seed=0, momentum=0.9, weight_decay=5e-4,
                       amp=amp, progress="none")
-    trainer.prepare_data(data)
-    trainer.prepare_model(model)
-    trainer.optim, trainer.scheduler = trainer.configure_optimizers(model)
-    model.train()
+    trainer.setup(model, data)
     return trainer
 
 

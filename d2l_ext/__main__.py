@@ -7,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data import AUGMENTATIONS
+from .evaluation import TTA
+from .experiments import EXPERIMENTS
 from .models import MODEL_NAMES, REPORT_ARCHS
 
 EPILOG = """examples:
@@ -51,7 +54,7 @@ def build_parser():
                    help="learning-rate schedule over the epochs")
     t.add_argument("--resize", type=int, default=32, help="square input size in pixels (>= 16)")
     t.add_argument("--augment", nargs="?", const="crop-flip", default=False,
-                   choices=["crop-flip", "crop-flip-erase"],
+                   choices=[name for name in AUGMENTATIONS if isinstance(name, str)],
                    help="training augmentation: random crops and flips (the default when "
                         "given alone), plus random erasing with crop-flip-erase")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -67,9 +70,10 @@ def build_parser():
                                    "JSON file per run under --out/<experiment>/. Runs whose "
                                    "file exists are skipped, so an interrupted call resumes.")
     a.add_argument("experiments", nargs="+",
-                   choices=["baselines", "dropout", "stages", "full", "full-cpu10min"])
+                   choices=list(EXPERIMENTS))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    a.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (results then go to <experiment>-<N>ep/)")
+    a.add_argument("--epochs", type=int, default=None,
+                   help="override the recipe's epochs (results then go to <experiment>-<N>ep/)")
     a.add_argument("--device", default="auto")
     a.add_argument("--root", default="data")
     a.add_argument("--out", default="results")
@@ -86,7 +90,7 @@ def build_parser():
                    help="the data the model was trained on: 'fashion5', 'fashion' or a folder")
     e.add_argument("--resize", type=int, default=None,
                    help="input size in pixels (default: the size the checkpoint records)")
-    e.add_argument("--tta", choices=["flip"], default=None,
+    e.add_argument("--tta", choices=[t for t in TTA if t], default=None,
                    help="also report the accuracy with each test image averaged with its mirror "
                         "image (helps models trained with flips)")
     e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
@@ -134,8 +138,7 @@ def cmd_train(args):
                       schedule=None if args.schedule == "none" else args.schedule,
                       amp="bf16" if args.bf16 else True, checkpoint=out / "model.pt")
     print(f"model: {args.model}, device: {trainer.device}"
-          + (", bf16 autocast" if args.bf16 or trainer.device.type == "cuda" else "")
-          + f", {args.epochs} epochs", flush=True)
+          + (", bf16 autocast" if trainer.bf16 else "") + f", {args.epochs} epochs", flush=True)
     trainer.fit(model, data)
     _, acc = trainer.evaluate(model, data.val_dataloader())
     seconds = sum(h["seconds"] for h in trainer.history)
@@ -152,17 +155,16 @@ def cmd_evaluate(args):
     from .training import load_checkpoint, model_from_checkpoint, resolve_device
     try:
         ckpt = load_checkpoint(args.checkpoint)
-        model = model_from_checkpoint(args.checkpoint)
+        model = model_from_checkpoint(args.checkpoint, ckpt=ckpt)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
-    resize = args.resize or ckpt.get("input_size")
+    resize = args.resize or ckpt.get("input_size")     # an int or [height, width]
     if resize is None:
         sys.exit(f"error: {args.checkpoint} does not record the input size it was trained at; "
                  f"pass --resize")
     # A folder without train/ and val/ is split by the seed, as train did with --seed.
     seed = (ckpt.get("trainer") or {}).get("seed") or 0
-    data = _make_data(args.data, args.batch_size, resize if args.resize else tuple(resize),
-                      args.root, seed=seed)
+    data = _make_data(args.data, args.batch_size, resize, args.root, seed=seed)
     if ckpt.get("class_names") and list(ckpt["class_names"]) != list(data.classes):
         sys.exit(f"error: {args.checkpoint} was trained on {len(ckpt['class_names'])} classes "
                  f"({', '.join(ckpt['class_names'])}), --data {args.data} has "

@@ -87,6 +87,20 @@ def make_data(recipe, root="data"):
                         augment=recipe["augment"])
 
 
+def _model_and_trainer(config, recipe, data, **trainer_args):
+    """The row's model and a Trainer with the recipe's optimizer, schedule and precision."""
+    model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
+                        stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
+    trainer = Trainer(max_epochs=recipe["epochs"], momentum=recipe["momentum"],
+                      weight_decay=recipe["weight_decay"], schedule=recipe["schedule"],
+                      amp=recipe.get("amp", True), **trainer_args)
+    return model, trainer
+
+
+def _result_path(out, folder, label, seed):
+    return Path(out) / folder / f"{_slug(label)}__seed{seed}.json"
+
+
 def checkpoint_path(path, config, recipe):
     """Where the run that will write ``path`` keeps its checkpoint while it trains.
 
@@ -112,14 +126,10 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
     reshuffled from the seed): its record says after which epoch it resumed.
     """
     data = make_data(recipe, root)
-    model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
-                        stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
     checkpoint = checkpoint_path(path, config, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(max_epochs=recipe["epochs"], seed=seed, device=device,
-                      momentum=recipe["momentum"], weight_decay=recipe["weight_decay"],
-                      schedule=recipe["schedule"], amp=recipe.get("amp", True),
-                      progress=progress, checkpoint=checkpoint)
+    model, trainer = _model_and_trainer(config, recipe, data, seed=seed, device=device,
+                                        progress=progress, checkpoint=checkpoint)
     resumed_from = None
     if checkpoint.exists():
         trainer.restore(checkpoint, model)
@@ -161,7 +171,7 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
     done = []
     for label, config in EXPERIMENTS[experiment][1]:
         for seed in seeds:
-            path = Path(out) / folder / f"{_slug(label)}__seed{seed}.json"
+            path = _result_path(out, folder, label, seed)
             if path.exists():
                 log(f"[{experiment}] {label} seed {seed}: done already ({path})")
                 continue
@@ -234,24 +244,17 @@ def estimate_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto
     rows = []
     for label, config in EXPERIMENTS[experiment][1]:
         pending = [s for s in seeds       # runs neither written nor copyable from a twin
-                   if not (Path(out) / folder / f"{_slug(label)}__seed{s}.json").exists()
+                   if not _result_path(out, folder, label, s).exists()
                    and _same_run_elsewhere(out, config, recipe, s) is None]
-        model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
-                            stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
-        trainer = Trainer(max_epochs=recipe["epochs"], seed=0, device=device,
-                          momentum=recipe["momentum"], weight_decay=recipe["weight_decay"],
-                          schedule=recipe["schedule"], amp=recipe.get("amp", True),
-                          progress="none")
-        trainer.prepare_data(data)
-        trainer.prepare_model(model)
-        trainer.optim, trainer.scheduler = trainer.configure_optimizers(model)
-        model.train()
+        model, trainer = _model_and_trainer(config, recipe, data, seed=0, device=device,
+                                            progress="none")
+        trainer.setup(model, data)
         log(f"[{experiment}] {label}: timing {warmup} + {batches} training and test batches "
             f"of {recipe['batch_size']} images at {recipe['resize']}x{recipe['resize']}")
-        train_s = seconds_per_batch(trainer.train_step, trainer.train_dataloader, batches, warmup,
-                         trainer.device)
-        val_s = seconds_per_batch(lambda b: trainer.evaluate(model, [b]), trainer.val_dataloader, batches,
-                       warmup, trainer.device)
+        train_s = seconds_per_batch(trainer.train_step, trainer.train_dataloader, batches,
+                                    warmup, trainer.device)
+        val_s = seconds_per_batch(lambda b: trainer.evaluate(model, [b]), trainer.val_dataloader,
+                                  batches, warmup, trainer.device)
         epoch_s = train_s * trainer.num_train_batches + val_s * trainer.num_val_batches
         row = {"experiment": experiment, "label": label, "device": str(trainer.device),
                "threads": torch.get_num_threads(), "batch_size": recipe["batch_size"],

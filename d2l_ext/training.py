@@ -74,9 +74,12 @@ def load_checkpoint(path, map_location="cpu"):
     return ckpt
 
 
-def model_from_checkpoint(path, map_location="cpu"):
-    """Rebuild the model a checkpoint was saved from, weights loaded, in eval mode."""
-    ckpt = load_checkpoint(path, map_location)
+def model_from_checkpoint(path, map_location="cpu", ckpt=None):
+    """Rebuild the model a checkpoint was saved from, weights loaded, in eval mode.
+
+    ``ckpt``: the dict ``load_checkpoint(path)`` already returned, so the file is read once.
+    """
+    ckpt = ckpt if ckpt is not None else load_checkpoint(path, map_location)
     cls = models.CHECKPOINT_CLASSES.get(ckpt["model_class"])
     if cls is None:
         raise ValueError(f"{path}: unknown model class {ckpt['model_class']!r}; build the "
@@ -161,9 +164,13 @@ class Trainer(d2l.Trainer):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=self.max_epochs)
         return optim, scheduler
 
+    @property
+    def bf16(self):
+        """Whether training and evaluation run under bf16 autocast on this device."""
+        return self.amp == "bf16" or (self.amp is True and self.device.type == "cuda")
+
     def _autocast(self):
-        enabled = self.amp == "bf16" or (self.amp is True and self.device.type == "cuda")
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _progress(self, model):
         kind = self.progress
@@ -175,12 +182,10 @@ class Trainer(d2l.Trainer):
             return TerminalProgress(self.max_epochs)
         return SilentProgress()
 
-    # -- the loop ----------------------------------------------------------------------
-    def fit(self, model, data):
-        """Train to ``max_epochs``, continuing ``history`` after a restore (returns None, as d2l)."""
-        if self.seed is not None:
-            torch.manual_seed(self.seed)
-            data.seed = self.seed
+    def setup(self, model, data):
+        """Everything ``fit`` does before its first batch: data, model on the device (lazy
+        layers materialized), optimizer and schedule, a restored state. After it,
+        ``train_step(batch)`` works on its own (``ablate --estimate`` times it so)."""
         self.data = data
         self.prepare_data(data)
         self.prepare_model(model)
@@ -190,6 +195,15 @@ class Trainer(d2l.Trainer):
         if self._pending_state is not None:
             self._load_training_state(self._pending_state)
             self._pending_state = None
+        model.train()
+
+    # -- the loop ----------------------------------------------------------------------
+    def fit(self, model, data):
+        """Train to ``max_epochs``, continuing ``history`` after a restore (returns None, as d2l)."""
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+            data.seed = self.seed
+        self.setup(model, data)
         self.interrupted = False
         self.train_batch_idx = self.val_batch_idx = 0
         self.board = self._progress(model)
