@@ -11,6 +11,10 @@ from .data import AUGMENTATIONS
 from .evaluation import TTA
 from .experiments import EXPERIMENTS
 from .models import MODEL_NAMES, REPORT_ARCHS
+from .recipes import RECIPES
+
+#: ``train``'s defaults are the 5-class recipe's.
+DEFAULTS = RECIPES["5class"]
 
 EPILOG = """examples:
   python -m d2l_ext train                          # ResNeXt18, 5-class Fashion-MNIST, CPU
@@ -45,14 +49,17 @@ def build_parser():
                    help="ResNeXt stages: the report's 3, or 4 or 5")
     t.add_argument("--dropout", type=float, nargs=2, default=(0.2, 0.4), metavar=("P1", "P2"),
                    help="rates of each stage's two dropout layers")
-    t.add_argument("--epochs", type=int, default=30, help="training epochs")
-    t.add_argument("--batch-size", type=int, default=32, help="images per SGD step")
-    t.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
-    t.add_argument("--momentum", type=float, default=0.9, help="Nesterov momentum (0: plain SGD)")
-    t.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
-    t.add_argument("--schedule", default="cosine", choices=["cosine", "none"],
+    t.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="training epochs")
+    t.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per SGD step")
+    t.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="SGD learning rate")
+    t.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="Nesterov momentum (0: plain SGD)")
+    t.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"], help="L2 weight decay")
+    t.add_argument("--warmup", type=int, default=None,
+                   help=f"epochs of linear learning-rate warm-up before the schedule "
+                        f"(default: {DEFAULTS['warmup']}, fewer if --epochs is that small)")
+    t.add_argument("--schedule", default=DEFAULTS["schedule"], choices=["cosine", "none"],
                    help="learning-rate schedule over the epochs")
-    t.add_argument("--resize", type=int, default=32, help="square input size in pixels (>= 16)")
+    t.add_argument("--resize", type=int, default=DEFAULTS["resize"], help="square input size in pixels (>= 16)")
     t.add_argument("--augment", nargs="?", const="crop-flip", default=False,
                    choices=[name for name in AUGMENTATIONS if isinstance(name, str)],
                    help="training augmentation: random crops and flips (the default when "
@@ -107,46 +114,48 @@ def build_parser():
 
 def _make_data(name, batch_size, resize, root, augment=False, seed=0):
     """The data set a --data value names; a bad path or size ends the program with its reason."""
-    from .data import FashionMNIST, FashionMNIST5, ImageFolderData
+    from .recipes import build_data
     try:
-        if name == "fashion5":
-            return FashionMNIST5(batch_size=batch_size, resize=resize, root=root, augment=augment)
-        if name == "fashion":
-            return FashionMNIST(batch_size=batch_size, resize=resize, root=root, augment=augment)
-        return ImageFolderData(name, batch_size=batch_size, resize=resize, augment=augment,
-                               seed=seed)
+        return build_data(name, batch_size, resize, root, augment, seed)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
 
 
 def cmd_train(args):
-    from .models import build_model
-    from .training import Trainer
+    from .recipes import build_run
     from .plotting import plot_history, save_figure
 
-    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        sys.exit("--epochs and --batch-size must be positive, --lr greater than 0")
+    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
+        sys.exit("error: --epochs and --batch-size must be positive, --lr greater than 0")
+    if args.warmup is None:
+        args.warmup = min(DEFAULTS["warmup"], args.epochs - 1)
+    if not 0 <= args.warmup < args.epochs:
+        sys.exit(f"error: --warmup must be in [0, --epochs), got {args.warmup}")
     data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment, args.seed)
-    print(f"data: {args.data}: {len(data.train)} training and {len(data.val)} test images, "
-          f"{data.num_classes} classes ({', '.join(data.classes)})", flush=True)
-    model = build_model(args.model, num_classes=data.num_classes, lr=args.lr,
-                        stages=args.stages, dropout=args.dropout)
+    test_size = len(data.test) if data.test is not None else 0
+    print(f"data: {args.data}: {len(data.train)} training, {len(data.val)} validation and "
+          f"{test_size} test images, {data.num_classes} classes ({', '.join(data.classes)})",
+          flush=True)
+    recipe = dict(DEFAULTS, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  momentum=args.momentum, weight_decay=args.weight_decay, warmup=args.warmup,
+                  schedule=None if args.schedule == "none" else args.schedule,
+                  amp="bf16" if args.bf16 else True)
+    config = dict(model=args.model, stages=args.stages, dropout=args.dropout)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(max_epochs=args.epochs, device=args.device, seed=args.seed,
-                      momentum=args.momentum, weight_decay=args.weight_decay,
-                      schedule=None if args.schedule == "none" else args.schedule,
-                      amp="bf16" if args.bf16 else True, checkpoint=out / "model.pt")
+    _, model, trainer = build_run(recipe, config, data, device=args.device, seed=args.seed,
+                                  checkpoint=out / "model.pt")
     print(f"model: {args.model}, device: {trainer.device}"
           + (", bf16 autocast" if trainer.bf16 else "") + f", {args.epochs} epochs", flush=True)
     trainer.fit(model, data)
-    _, acc = trainer.evaluate(model, data.val_dataloader())
     seconds = sum(h["seconds"] for h in trainer.history)
-    print(f"test accuracy: {acc:.4f} ({len(data.val)} images) after "
-          f"{len(trainer.history)} epochs, {seconds:.0f}s of training")
-    ax = plot_history(trainer.history, title=f"{args.model} on {args.data}")
-    save_figure(ax.figure, out / "curves.png")
-    print(f"wrote {out / 'model.pt'} and {out / 'curves.png'}")
+    if data.test is not None and not trainer.interrupted:
+        print(f"test accuracy: {trainer.test(model, data)['test_acc']:.4f} ({test_size} images, "
+              f"read once) after {len(trainer.history)} epochs, {seconds:.0f}s of training")
+    if trainer.history:
+        ax = plot_history(trainer.history, title=f"{args.model} on {args.data}")
+        save_figure(ax[0].figure, out / "curves.png")
+        print(f"wrote {out / 'model.pt'} and {out / 'curves.png'}")
     return 130 if trainer.interrupted else 0
 
 
@@ -170,11 +179,13 @@ def cmd_evaluate(args):
                  f"({', '.join(ckpt['class_names'])}), --data {args.data} has "
                  f"{data.num_classes} ({', '.join(data.classes)})")
     model.to(resolve_device(args.device))
-    size = "x".join(map(str, data.val.images.shape[-2:]))
-    print(f"test accuracy: {accuracy(model, data.val_dataloader()):.4f} "
-          f"({len(data.val)} images of {args.data}, {size})")
+    split, loader = (("test", data.test_dataloader()) if data.test is not None
+                     else ("validation", data.val_dataloader()))
+    size = "x".join(map(str, data.train.images.shape[-2:]))
+    print(f"{split} accuracy: {accuracy(model, loader):.4f} "
+          f"({len(loader.dataset)} {split} images of {args.data}, {size})")
     if args.tta:
-        print(f"with {args.tta} TTA:   {accuracy(model, data.val_dataloader(), args.tta):.4f}")
+        print(f"with {args.tta} TTA:   {accuracy(model, loader, args.tta):.4f}")
     return 0
 
 
@@ -195,16 +206,8 @@ def cmd_ablate(args):
 
 
 def cmd_tables(args):
-    from .experiments import EXPERIMENTS, load_results, markdown_table, plot_experiment
-    from .plotting import save_figure
-    for name in EXPERIMENTS:
-        if not load_results(name, args.out):
-            continue
-        path = Path(args.out) / f"{name}.md"
-        path.write_text(f"## {name}\n\n" + markdown_table(name, args.out) + "\n")
-        ax = plot_experiment(name, args.out)
-        save_figure(ax.figure, Path(args.out) / f"{name}.png")
-        print(f"wrote {path} and {path.with_suffix('.png')}")
+    from .results import render_all
+    render_all(args.out)
     return 0
 
 

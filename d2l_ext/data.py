@@ -5,6 +5,7 @@ resize on every image every epoch. Here every data set is decoded once into a ui
 tensor at the chosen size; batches are cut from that tensor, converted to float and
 normalized a whole batch at a time, so an epoch costs memory copies, not Python calls.
 """
+import copy
 import gzip
 import math
 import warnings
@@ -144,13 +145,36 @@ class BatchLoader:
 
 
 class TensorDataModule(d2l.DataModule):
-    """The part shared by every data set here: loaders, labels, a picture of a batch."""
+    """The part shared by every data set here: three splits, loaders, labels, a picture.
 
-    seed = None
+    ``train`` is what the model learns from, ``val`` what choices (learning rate, epochs,
+    a configuration) are made on, ``test`` what is read once, at the end of a run, to
+    report a number. ``val_dataloader`` is d2l's name and serves ``val``; ``test_dataloader``
+    serves ``test``. The split seed belongs to the data (``seed``); the shuffling seed is
+    given by whoever asks for a loader (the Trainer passes its own).
+    """
 
-    def get_dataloader(self, train):
+    test = None
+
+    def get_dataloader(self, train, shuffle_seed=None):
         data = self.train if train else self.val
-        return BatchLoader(data, self.batch_size, shuffle=train, seed=self.seed)
+        return BatchLoader(data, self.batch_size, shuffle=train, seed=shuffle_seed)
+
+    def train_dataloader(self, shuffle_seed=None):
+        return self.get_dataloader(True, shuffle_seed)
+
+    def fit_dataloader(self):
+        """The training images in order, unaugmented: how well the model fits what it
+        learned from (training accuracy in eval mode, beside the validation accuracy)."""
+        plain = copy.copy(self.train)
+        plain.augment = False
+        return BatchLoader(plain, self.batch_size, shuffle=False)
+
+    def test_dataloader(self):
+        """The test split (None when the data has none), in order, unaugmented."""
+        if self.test is None:
+            return None
+        return BatchLoader(self.test, self.batch_size, shuffle=False)
 
     def text_labels(self, indices):
         return [self.classes[int(i)] for i in indices]
@@ -220,20 +244,27 @@ def load_fashion_mnist(root, train, download=True):
 
 
 class FashionMNIST(TensorDataModule):
-    """A drop-in for ``d2l.FashionMNIST`` that works offline and decodes once.
+    """A drop-in for ``d2l.FashionMNIST`` that works offline, decodes once, and has a test set.
 
-    Same ``.train``/``.val`` (the official 60,000/10,000 split), ``text_labels`` and
-    ``visualize``. Inputs are normalized with the training set's mean and std (0.2860,
-    0.3530); ``augment=True`` adds random crops and flips to training batches,
-    ``augment="crop-flip-erase"`` random erasing as well.
-    ``classes`` keeps a subset of the ten labels (relabelled 0..k-1 in the given order)
-    and ``train_per_class`` a seeded, stratified subset of the training images.
+    Same ``.train``/``.val``, ``text_labels`` and ``visualize`` as d2l's, with one
+    difference that matters: d2l's ``val`` *is* the official test set, so every choice made
+    on it is made on the test set. Here ``val`` is ``val_per_class`` images per class held
+    out of the official *training* file (seeded, stratified, disjoint from ``train``), and
+    ``test`` is the official test file, read once at the end of a run. With the defaults:
+    55,000 / 5,000 / 10,000 images.
+
+    Inputs are normalized with the training set's mean and std (0.2860, 0.3530);
+    ``augment=True`` adds random crops and flips to training batches,
+    ``augment="crop-flip-erase"`` random erasing as well. ``classes`` keeps a subset of the
+    ten labels (relabelled 0..k-1 in the given order) and ``train_per_class`` a seeded,
+    stratified subset of the training images (the rest of the file, less ``val``, is unused).
     """
 
     MEAN, STD = (0.2860,), (0.3530,)
 
     def __init__(self, batch_size=64, resize=(28, 28), root="../data", num_workers=0,
-                 augment=False, classes=None, train_per_class=None, seed=0, download=True):
+                 augment=False, classes=None, train_per_class=None, val_per_class=500, seed=0,
+                 download=True):
         super().__init__()
         self.save_hyperparameters()
         size = _size_pair(resize)
@@ -242,31 +273,47 @@ class FashionMNIST(TensorDataModule):
         if unknown or len(set(names)) != len(names) or len(names) < 2:
             raise ValueError(f"classes must be 2+ distinct names from {FASHION_MNIST_CLASSES}, "
                              f"got {classes!r}")
+        for name, n in (("train_per_class", train_per_class), ("val_per_class", val_per_class)):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
         self.classes = names
-        splits = {}
-        for train in (True, False):
-            images, labels, self.source = load_fashion_mnist(root, train, download)
-            images, labels = self._select(images, labels, train_per_class if train else None)
-            splits[train] = TensorImages(resize_uint8(images, size), labels, self.MEAN, self.STD,
-                                         augment=augment if train else False)
-        self.train, self.val = splits[True], splits[False]
+        images, labels, self.source = load_fashion_mnist(root, True, download)
+        train_idx, val_idx = self._split(labels, train_per_class, val_per_class)
+        test_images, test_labels, _ = load_fashion_mnist(root, False, download)
+        test_idx = self._split(test_labels, None, None)[0]
 
-    def _select(self, images, labels, per_class):
-        original = [FASHION_MNIST_CLASSES.index(c) for c in self.classes]
+        def split(imgs, lbls, idx, augment=False):
+            return TensorImages(resize_uint8(imgs[idx], size), self._relabel(lbls[idx]),
+                                self.MEAN, self.STD, augment=augment)
+        self.train = split(images, labels, train_idx, augment)
+        self.val = split(images, labels, val_idx)
+        self.test = split(test_images, test_labels, test_idx)
+
+    def _split(self, labels, train_per_class, val_per_class):
+        """Indices of (train, val) in one file: per class a seeded permutation; the first
+        ``train_per_class`` go to train, the last ``val_per_class`` to val."""
         generator = torch.Generator().manual_seed(self.seed)
-        keep = []
-        for original_label in original:
-            idx = (labels == original_label).nonzero().flatten()
-            if per_class is not None:
-                if per_class > len(idx):
-                    raise ValueError(f"train_per_class={per_class} but class "
-                                     f"{FASHION_MNIST_CLASSES[original_label]!r} has {len(idx)}")
-                idx = idx[torch.randperm(len(idx), generator=generator)[:per_class]].sort().values
-            keep.append(idx)
-        keep = torch.cat(keep).sort().values
+        train, val = [], []
+        for name in self.classes:
+            idx = (labels == FASHION_MNIST_CLASSES.index(name)).nonzero().flatten()
+            if val_per_class is None:
+                train.append(idx)
+                continue
+            n_train = train_per_class if train_per_class is not None else len(idx) - val_per_class
+            if n_train < 1 or n_train + val_per_class > len(idx):
+                raise ValueError(f"class {name!r} has {len(idx)} training images: too few for "
+                                 f"train_per_class={train_per_class} and "
+                                 f"val_per_class={val_per_class}")
+            idx = idx[torch.randperm(len(idx), generator=generator)]
+            train.append(idx[:n_train])
+            val.append(idx[len(idx) - val_per_class:])
+        val = torch.cat(val).sort().values if val else None
+        return torch.cat(train).sort().values, val
+
+    def _relabel(self, labels):
         remap = torch.full((10,), -1, dtype=torch.long)
-        remap[original] = torch.arange(len(original))
-        return images[keep], remap[labels[keep].long()]
+        remap[[FASHION_MNIST_CLASSES.index(c) for c in self.classes]] = torch.arange(len(self.classes))
+        return remap[labels.long()]
 
 
 class FashionMNIST5(FashionMNIST):
@@ -276,63 +323,78 @@ class FashionMNIST5(FashionMNIST):
     This preset mirrors its regime: the five *upper-body garments* of Fashion-MNIST,
     t-shirt, pullover, dress, coat and shirt, are the classes that the usual Fashion-MNIST
     classifiers confuse most, so accuracy stays well below 100%; and 100 training images
-    per class (500 in all, seeded and stratified) make a deep network overfit, as the
-    report's small data set did. The test split is every official test image of those
-    classes (5,000). Images are resized to 32x32 by default, the size used for timing.
+    per class (500 in all, seeded and stratified) are few enough for a deep network to
+    memorize. Three disjoint splits: ``train`` 500 images, ``val`` 200 per class (1,000)
+    from the rest of the official training file, ``test`` every official test image of
+    those classes (5,000). ``val`` is kept small on purpose: it is evaluated after every
+    epoch, and 5,000 images would cost more than the epoch's training on a CPU.
+    Images are resized to 32x32 by default.
     """
 
     CLASSES = ['t-shirt', 'pullover', 'dress', 'coat', 'shirt']
 
     def __init__(self, batch_size=64, resize=(32, 32), root="../data", num_workers=0,
-                 augment=False, train_per_class=100, seed=0, download=True):
+                 augment=False, train_per_class=100, val_per_class=200, seed=0, download=True):
         super().__init__(batch_size=batch_size, resize=resize, root=root,
                          num_workers=num_workers, augment=augment, classes=self.CLASSES,
-                         train_per_class=train_per_class, seed=seed, download=download)
+                         train_per_class=train_per_class, val_per_class=val_per_class,
+                         seed=seed, download=download)
 
 
 class ImageFolderData(TensorDataModule):
-    """A student's own images: ``root/<class>/*.jpg`` (or ``root/train`` + ``root/val|test``).
+    """A student's own images: ``root/<class>/*.jpg``, or ``root/train`` (+ ``val``) (+ ``test``).
 
-    Uses torchvision's ``ImageFolder`` to find classes and files. Without train/val
-    subfolders a seeded, stratified ``val_fraction`` of each class is held out. Every
-    image is decoded once, converted to RGB (``channels=3``) or grayscale (``channels=1``)
-    and resized to ``resize``. Errors name the path: a missing root, no class folders, a
-    class without images, an image that cannot be decoded (this fails rather than skips,
-    so a broken data set is noticed, not silently shrunk), an image smaller than
-    ``min_size`` pixels on a side. Normalization uses the training images' own mean/std.
+    Uses torchvision's ``ImageFolder`` to find classes and files. Splits: a ``train/``
+    folder (or ``root`` itself when there is none) gives ``train``; ``val/`` gives ``val``,
+    and without it a seeded, stratified ``val_fraction`` of each training class is held
+    out; ``test/`` gives ``test``, read once at the end of a run (without it there is no
+    test set, and results are validation numbers). Every image is decoded once,
+    converted to RGB (``channels=3``) or grayscale (``channels=1``) and resized to
+    ``resize``. Errors name the path: a missing root, no class folders, a class without
+    images, an image that cannot be decoded (this fails rather than skips, so a broken
+    data set is noticed, not silently shrunk), an image smaller than ``min_size`` pixels
+    on a side. Normalization uses the training images' own mean/std.
     """
 
     def __init__(self, root, batch_size=32, resize=(64, 64), channels=3, val_fraction=0.2,
                  seed=0, augment=False, min_size=MIN_IMAGE_SIZE, num_workers=0):
         super().__init__()
         self.save_hyperparameters()
-        size = _size_pair(resize)
+        _size_pair(resize)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
-        train_dir = root / "train"
-        val_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-        if train_dir.is_dir() and val_dir is not None:
-            train_imgs, train_y, self.classes = self._read_folder(train_dir)
-            val_imgs, val_y, val_classes = self._read_folder(val_dir)
-            if val_classes != self.classes:
-                raise ValueError(f"{train_dir} has classes {self.classes} but {val_dir} has "
-                                 f"{val_classes}; they must match")
-            self.split = f"{train_dir.name}/{val_dir.name} folders"
+        train_dir = root / "train" if (root / "train").is_dir() else root
+        val_dir, test_dir = ((root / n if train_dir != root and (root / n).is_dir() else None)
+                             for n in ("val", "test"))
+        train_imgs, train_y, self.classes = self._read_folder(train_dir)
+        if val_dir is not None:
+            val_imgs, val_y = self._read_matching(val_dir, train_dir)
+            how = f"{val_dir.name}/ folder"
         else:
-            images, labels, self.classes = self._read_folder(root)
             if not 0 < val_fraction < 1:
                 raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-            train_idx, val_idx = _stratified_split(labels, val_fraction, seed)
-            train_imgs, train_y = images[train_idx], labels[train_idx]
-            val_imgs, val_y = images[val_idx], labels[val_idx]
-            self.split = f"seeded stratified split, {val_fraction:.0%} held out (seed {seed})"
+            train_idx, val_idx = _stratified_split(train_y, val_fraction, seed)
+            val_imgs, val_y = train_imgs[val_idx], train_y[val_idx]
+            train_imgs, train_y = train_imgs[train_idx], train_y[train_idx]
+            how = f"{val_fraction:.0%} of {train_dir.name}/ held out (seed {seed})"
+        self.split = (f"train: {train_dir.name}/, val: {how}, test: "
+                      + (f"{test_dir.name}/ folder" if test_dir is not None else "none"))
         pixels = train_imgs.float().div(255).transpose(0, 1).flatten(1)
         mean, std = pixels.mean(1).tolist(), pixels.std(1).clamp_min(1e-3).tolist()
         self.train = TensorImages(train_imgs, train_y, mean, std, augment=augment)
         self.val = TensorImages(val_imgs, val_y, mean, std)
+        if test_dir is not None:
+            self.test = TensorImages(*self._read_matching(test_dir, train_dir), mean, std)
+
+    def _read_matching(self, folder, train_dir):
+        images, labels, classes = self._read_folder(folder)
+        if classes != self.classes:
+            raise ValueError(f"{train_dir} has classes {self.classes} but {folder} has "
+                             f"{classes}; they must match")
+        return images, labels
 
     def _read_folder(self, folder):
         import torchvision

@@ -1,100 +1,113 @@
-"""The report's experiments as configurations x seeds -> ``results/*.json`` -> tables and plots.
+"""The report's experiments as configurations x seeds -> ``results/<experiment>/*.json``.
 
-Every run writes one JSON file (config, seed, test accuracy, per-epoch history, seconds,
-the command that made it, torch version, device). Tables and plots are rendered from
-those files alone, so a number in README or a notebook can always be traced to a file
-and the command that wrote it. A run whose file exists is not redone.
+Every run writes one JSON file: config (learning rate included), seed, the final
+training loss and accuracy, the last epoch's validation accuracy, the test accuracy
+(read once, after the last epoch), the per-epoch history, seconds, the command that made
+it, torch version, device. ``results.py`` renders tables and plots from those files
+alone. A run whose file exists is not redone; an interrupted run resumes from its
+checkpoint.
+
+The order follows the report's own path: it chose dropout rates on its 4-stage ResNeXt
+(its (0.2, 0.4) row, 65.0%, is its 4-stage "baseline" row), then compared 3, 4 and 5
+stages, then set the final 3-stage model against the course baseline. Every network gets
+its own learning rate, chosen on the validation split from ``LR_GRID`` (``lr-sweep``);
+the rows of the other experiments read it from there.
 """
 import hashlib
 import itertools
 import json
 import math
+import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from .data import AUGMENTATIONS, FashionMNIST, FashionMNIST5
+from .data import AUGMENTATIONS
 from .evaluation import accuracy
-from .models import build_model
-from .training import Trainer
+from .recipes import LR_GRID, RECIPES, build_data, build_run
+from .training import atomic_save  # noqa: F401  (re-exported for tests)
 
-__all__ = ["EXPERIMENTS", "RECIPES", "REPORT", "run_experiment", "estimate_experiment",
-           "seconds_per_batch", "load_results", "summarize", "markdown_table", "plot_experiment"]
+__all__ = ["EXPERIMENTS", "NETWORKS", "REPORT", "run_experiment", "estimate_experiment",
+           "seconds_per_batch", "load_results", "selected_lr", "network_of"]
 
-#: One recipe per table: the same epochs, batch size, learning rate and input size for
-#: every row. The 5-class recipe is SGD with Nesterov momentum and a cosine schedule on
-#: 32x32 inputs, no augmentation (the report's regime is overfitting on little data); the
-#: cosine schedule makes the last epoch's accuracy, the one reported, less noisy. The full
-#: recipe upsamples to 96x96 (the stem would leave 8x8 maps of a 32x32 image) and adds random
-#: erasing; at ~6 min per run on a GPU and hours on a 2-core CPU, it is the GPU recipe. The
-#: 10-minute CPU recipe trains in bf16 (``amp``; this project's CPU has native bf16), which
-#: pays for 48x48 inputs.
-RECIPES = {
-    "5class": dict(data="fashion5", epochs=30, batch_size=32, lr=0.05, momentum=0.9,
-                   weight_decay=5e-4, schedule="cosine", resize=32, augment=False),
-    "full": dict(data="fashion", epochs=50, batch_size=256, lr=0.1, momentum=0.9,
-                 weight_decay=5e-4, schedule="cosine", resize=96, augment="crop-flip-erase"),
-    "full-cpu10min": dict(data="fashion", epochs=7, batch_size=128, lr=0.1, momentum=0.9,
-                          weight_decay=5e-4, schedule="cosine", resize=48, augment=False,
-                          amp="bf16"),
+_R = lambda stages, dropout=(0.2, 0.4): dict(model="resnext", stages=stages,  # noqa: E731
+                                             dropout=list(dropout))
+
+#: The networks whose learning rate is swept, by name (ResNeXt with the report's dropout).
+NETWORKS = {
+    "baseline CNN": dict(model="baseline"),
+    "ResNet-18": dict(model="resnet18"),
+    "ResNeXt, 3 stages": _R(3),
+    "ResNeXt, 4 stages": _R(4),
+    "ResNeXt, 5 stages": _R(5),
 }
 
-#: Each experiment: (recipe, [(row label, model config), ...]).
+#: Each experiment: (recipe, [(row label, model config), ...]), in the report's order.
 EXPERIMENTS = {
+    "lr-sweep": ("5class", [(f"{name}, lr {lr:g}", dict(config, lr=lr))
+                            for name, config in NETWORKS.items() for lr in LR_GRID]),
+    "dropout-4stages": ("5class", [
+        ("(0, 0)", _R(4, (0, 0))), ("(0.2, 0.4)", _R(4)), ("(0.3, 0.5)", _R(4, (0.3, 0.5)))]),
+    "dropout-3stages": ("5class", [
+        ("(0, 0)", _R(3, (0, 0))), ("(0.2, 0.4)", _R(3)), ("(0.3, 0.5)", _R(3, (0.3, 0.5)))]),
+    "stages": ("5class", [("3 stages", _R(3)), ("4 stages", _R(4)), ("5 stages", _R(5))]),
     "baselines": ("5class", [
         ("baseline CNN", dict(model="baseline")),
         ("ResNet-18 (4 stages)", dict(model="resnet18")),
-        ("ResNeXt18 (3 stages, dropout 0.2/0.4)", dict(model="resnext", stages=3, dropout=[0.2, 0.4])),
+        ("ResNeXt18 (3 stages, dropout 0.2/0.4)", _R(3)),
     ]),
-    "dropout": ("5class", [
-        ("(0, 0)", dict(model="resnext", stages=3, dropout=[0.0, 0.0])),
-        ("(0.2, 0.4)", dict(model="resnext", stages=3, dropout=[0.2, 0.4])),
-        ("(0.3, 0.5)", dict(model="resnext", stages=3, dropout=[0.3, 0.5])),
-    ]),
-    "stages": ("5class", [
-        ("3 stages", dict(model="resnext", stages=3, dropout=[0.2, 0.4])),
-        ("4 stages", dict(model="resnext", stages=4, dropout=[0.2, 0.4])),
-        ("5 stages", dict(model="resnext", stages=5, dropout=[0.2, 0.4])),
-    ]),
-    "full": ("full", [
-        ("ResNeXt18, 10 classes", dict(model="resnext", stages=3, dropout=[0.2, 0.4])),
-    ]),
-    "full-cpu10min": ("full-cpu10min", [
-        ("ResNeXt18, 10 classes, 10 CPU minutes", dict(model="resnext", stages=3, dropout=[0.2, 0.4])),
-    ]),
+    "stages-64px": ("5class-64px", [("3 stages", _R(3)), ("4 stages", _R(4)),
+                                    ("5 stages", _R(5))]),
+    "full": ("full", [("ResNeXt18, 10 classes", _R(3))]),
+    "full-cpu10min": ("full-cpu10min", [("ResNeXt18, 10 classes, 10 CPU minutes", _R(3))]),
 }
 
-#: The report's accuracies (its own 5-class data set), by experiment and row label.
+#: The report's accuracies (its own 5-class data set), by experiment and row label. Its
+#: dropout table ran on 4 stages, so it sits beside ``dropout-4stages``.
 REPORT = {
     "baselines": {"baseline CNN": 0.498, "ResNeXt18 (3 stages, dropout 0.2/0.4)": 0.744},
-    "dropout": {"(0, 0)": 0.628, "(0.2, 0.4)": 0.650, "(0.3, 0.5)": 0.646},
+    "dropout-4stages": {"(0, 0)": 0.628, "(0.2, 0.4)": 0.650, "(0.3, 0.5)": 0.646},
     "stages": {"3 stages": 0.678, "4 stages": 0.650, "5 stages": 0.578},
 }
+
+#: Experiments whose rows take their network's learning rate from ``lr-sweep``.
+SWEPT = {"dropout-4stages", "dropout-3stages", "stages", "baselines", "stages-64px"}
+
+
+def network_of(config):
+    """The name in ``NETWORKS`` of a row's network (dropout rates and lr aside)."""
+    for name, net in NETWORKS.items():
+        if net["model"] == config["model"] and net.get("stages") == config.get("stages"):
+            return name
+    raise ValueError(f"no network in NETWORKS matches {config}")
+
+
+def selected_lr(network, out="results"):
+    """The learning rate from ``LR_GRID`` with the best final validation accuracy for
+    ``network`` in ``lr-sweep`` (seed 0); an error naming the command if it is not run."""
+    records = [r for r in load_results("lr-sweep", out)
+               if network_of(r["config"]) == network]
+    lrs = {r["config"]["lr"] for r in records}
+    if lrs != set(LR_GRID):
+        raise FileNotFoundError(
+            f"the learning-rate sweep for {network!r} is incomplete in {out}/lr-sweep "
+            f"(has {sorted(lrs)} of {list(LR_GRID)}): run `python -m d2l_ext ablate lr-sweep "
+            f"--seeds 0` first")
+    best = max(records, key=lambda r: (r["val_acc"], -r["config"]["lr"]))
+    return best["config"]["lr"]
+
+
+def row_config(experiment, config, out="results"):
+    """The row's config as it is run: with its network's swept lr where the experiment says."""
+    if experiment in SWEPT and "lr" not in config:
+        return dict(config, lr=selected_lr(network_of(config), out))
+    return config
 
 
 def _slug(label):
     return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
-
-
-def make_data(recipe, root="data"):
-    if recipe["data"] == "fashion5":
-        return FashionMNIST5(batch_size=recipe["batch_size"], resize=recipe["resize"],
-                             root=root, augment=recipe["augment"], seed=0)
-    return FashionMNIST(batch_size=recipe["batch_size"], resize=recipe["resize"], root=root,
-                        augment=recipe["augment"])
-
-
-def _model_and_trainer(config, recipe, data, **trainer_args):
-    """The row's model and a Trainer with the recipe's optimizer, schedule and precision."""
-    model = build_model(config["model"], num_classes=data.num_classes, lr=recipe["lr"],
-                        stages=config.get("stages", 3), dropout=config.get("dropout", (0.2, 0.4)))
-    trainer = Trainer(max_epochs=recipe["epochs"], momentum=recipe["momentum"],
-                      weight_decay=recipe["weight_decay"], schedule=recipe["schedule"],
-                      amp=recipe.get("amp", True), **trainer_args)
-    return model, trainer
 
 
 def _result_path(out, folder, label, seed):
@@ -116,33 +129,39 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
     """Train one configuration with one seed and write its JSON file.
 
     ``recipe`` is the one the run uses (``epochs`` already applied); ``epochs`` only goes
-    into the recorded command.
+    into the recorded command. The Trainer reports on the validation split every epoch;
+    the test split is read once, after the last epoch.
 
-    A checkpoint beside the JSON file (``checkpoint_path``) is written after every epoch and on
-    Ctrl-C, and a later call resumes from it, so an interrupted hour-long run loses nothing: it
-    goes on with the epoch it was in, from the weights as they were when it stopped; the file
-    is deleted once the JSON file is written. A resumed run is not bit-identical to one that
-    never stopped (the interrupted epoch is redone from part-trained weights, and batches are
-    reshuffled from the seed): its record says after which epoch it resumed.
+    A checkpoint beside the JSON file (``checkpoint_path``) is written after every epoch,
+    and a later call resumes from it, so an interrupted hour-long run loses at most the
+    epoch it was in; the file is deleted once the JSON file is written. A resumed run is
+    not bit-identical to one that never stopped (batches are reshuffled from the seed): its
+    record says after which epoch it resumed.
     """
-    data = make_data(recipe, root)
     checkpoint = checkpoint_path(path, config, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model, trainer = _model_and_trainer(config, recipe, data, seed=seed, device=device,
-                                        progress=progress, checkpoint=checkpoint)
+    data, model, trainer = build_run(recipe, config, root=root, seed=seed, device=device,
+                                     progress=progress, checkpoint=checkpoint)
     resumed_from = None
     if checkpoint.exists():
-        trainer.restore(checkpoint, model)
-        resumed_from = len(trainer.history)
+        try:
+            trainer.restore(checkpoint, model)
+            resumed_from = len(trainer.history)
+        except Exception as e:      # a truncated or foreign file: start afresh, say so
+            print(f"warning: cannot resume from {checkpoint} ({type(e).__name__}: {e}); "
+                  f"training this run from the start", flush=True)
+            checkpoint.unlink()
     trainer.fit(model, data)
     if trainer.interrupted:
         raise KeyboardInterrupt
-    test_acc = trainer.history[-1]["val_acc"]     # the last epoch's pass over the test set
+    last = trainer.history[-1]
+    _, train_acc = trainer.evaluate(model, data.fit_dataloader())
     record = {
         "experiment": experiment, "label": label, "config": config, "recipe": recipe,
-        "seed": seed, "test_acc": test_acc, "epochs": recipe["epochs"],
-        "history": trainer.history,
-        "seconds": sum(h["seconds"] for h in trainer.history),   # training + test passes
+        "seed": seed, "train_loss": last["train_loss"], "train_acc": train_acc,
+        "val_acc": last["val_acc"], **trainer.test(model, data),
+        "epochs": recipe["epochs"], "history": trainer.history,
+        "seconds": sum(h["seconds"] for h in trainer.history),   # training + val passes
         "command": f"python -m d2l_ext ablate {experiment} --seeds {seed}"
                    + (f" --epochs {epochs}" if epochs else ""),
         "torch": torch.__version__, "device": str(trainer.device),
@@ -150,14 +169,40 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
     }
     if "flip" in AUGMENTATIONS[recipe["augment"]]:
         # Trained on mirror images too: what averaging each test image with its mirror gives.
-        record["test_acc_flip_tta"] = accuracy(model, data.val_dataloader(), tta="flip")
+        record["test_acc_flip_tta"] = accuracy(model, data.test_dataloader(), tta="flip")
     if resumed_from is not None:
         record["resumed_after_epoch"] = resumed_from
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)           # a run is either complete on disk or absent
+    _write_json(path, record)
     checkpoint.unlink(missing_ok=True)
     return record
+
+
+def _claim(path):
+    """A lock file beside ``path`` holding this process's id, or None if a live process
+    holds it: two ``ablate`` calls (say, one per CPU core) share an experiment's runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return None                 # held by a live process
+            except (ValueError, ProcessLookupError, PermissionError, FileNotFoundError):
+                lock.unlink(missing_ok=True)    # left by a process that died: take it over
+                continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+    return None
+
+
+def _write_json(path, record):
+    """A run is either complete on disk or absent: write a temporary file, then rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
 
 
 def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", root="data",
@@ -168,8 +213,10 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
     recipe, folder = _run_recipe(experiment, epochs)
     if folder == experiment:
         epochs = None       # the recipe's own epochs: the recorded command needs no --epochs
+    rows = [(label, row_config(experiment, config, out))     # lr looked up before any work
+            for label, config in EXPERIMENTS[experiment][1]]
     done = []
-    for label, config in EXPERIMENTS[experiment][1]:
+    for label, config in rows:
         for seed in seeds:
             path = _result_path(out, folder, label, seed)
             if path.exists():
@@ -177,18 +224,26 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
                 continue
             twin = _same_run_elsewhere(out, config, recipe, seed)
             if twin is not None:    # same model, recipe and seed: one run serves both tables
-                record = dict(twin, experiment=experiment, label=label)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(record, indent=1))
+                _write_json(path, dict(twin, experiment=experiment, label=label))
                 log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
                     f"{twin['label']}, copied")
                 continue
+            lock = _claim(path)
+            if lock is None:
+                log(f"[{experiment}] {label} seed {seed}: being trained by another process")
+                continue
             resuming = (" (resuming from its checkpoint)"
                         if checkpoint_path(path, config, recipe).exists() else "")
-            log(f"[{experiment}] {label} seed {seed}: training{resuming}")
-            record = run_one(experiment, label, config, seed, path, recipe,
-                             device, root, progress, epochs)
-            log(f"[{experiment}] {label} seed {seed}: test acc {record['test_acc']:.4f} "
+            log(f"[{experiment}] {label} seed {seed}: training{resuming}"
+                + (f", lr {config['lr']:g}" if "lr" in config else ""))
+            try:
+                record = run_one(experiment, label, config, seed, path, recipe,
+                                 device, root, progress, epochs)
+            finally:
+                lock.unlink(missing_ok=True)
+            log(f"[{experiment}] {label} seed {seed}: train loss {record['train_loss']:.3f}, "
+                f"val acc {record['val_acc']:.4f}, test acc {record['test_acc']:.4f} "
                 f"in {record['seconds']:.0f}s -> {path}")
             done.append(path)
     return done
@@ -231,7 +286,7 @@ def estimate_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto
 
     A GPU recipe can take hours on a laptop; this says so in a minute, before a run is
     started. Each row's model trains ``warmup + batches`` batches of the recipe (its
-    augmentation, input size and batch size) and is evaluated on as many test batches;
+    augmentation, input size and batch size) and is evaluated on as many validation batches;
     an epoch is projected from the per-batch times, a run from the epochs. Runs whose
     JSON file exists are not counted. Returns one dict per row.
     """
@@ -240,16 +295,18 @@ def estimate_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto
     if batches < 1 or warmup < 0:
         raise ValueError(f"batches must be >= 1 and warmup >= 0, got {batches} and {warmup}")
     recipe, folder = _run_recipe(experiment, epochs)
-    data = make_data(recipe, root)
+    data = build_data(recipe["data"], recipe["batch_size"], recipe["resize"], root,
+                      recipe["augment"])
     rows = []
     for label, config in EXPERIMENTS[experiment][1]:
+        config = row_config(experiment, config, out) if experiment in SWEPT else config
         pending = [s for s in seeds       # runs neither written nor copyable from a twin
                    if not _result_path(out, folder, label, s).exists()
                    and _same_run_elsewhere(out, config, recipe, s) is None]
-        model, trainer = _model_and_trainer(config, recipe, data, seed=0, device=device,
-                                            progress="none")
+        _, model, trainer = build_run(recipe, config, data, seed=0, device=device,
+                                      progress="none")
         trainer.setup(model, data)
-        log(f"[{experiment}] {label}: timing {warmup} + {batches} training and test batches "
+        log(f"[{experiment}] {label}: timing {warmup} + {batches} training and validation batches "
             f"of {recipe['batch_size']} images at {recipe['resize']}x{recipe['resize']}")
         train_s = seconds_per_batch(trainer.train_step, trainer.train_dataloader, batches,
                                     warmup, trainer.device)
@@ -279,74 +336,23 @@ def _duration(seconds):
 
 def _same_run_elsewhere(out, config, recipe, seed):
     for p in sorted(Path(out).glob("*/*.json")):
-        record = json.loads(p.read_text())
+        try:
+            record = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue        # load_results names it when its own experiment is read
         if (record["config"], record["recipe"], record["seed"]) == (config, recipe, seed):
             return record
     return None
 
 
+
 def load_results(experiment, out="results"):
-    return [json.loads(p.read_text()) for p in sorted((Path(out) / experiment).glob("*.json"))]
-
-
-def summarize(experiment, out="results"):
-    """Rows in the experiment's order: label, n seeds, mean, std, report, seconds/run."""
-    records = load_results(experiment, out)
-    rows = []
-    for label, _ in EXPERIMENTS[experiment][1]:
-        accs = [r["test_acc"] for r in records if r["label"] == label]
-        secs = [r["seconds"] for r in records if r["label"] == label]
-        tta = [r["test_acc_flip_tta"] for r in records
-               if r["label"] == label and "test_acc_flip_tta" in r]
-        rows.append({
-            "label": label, "n": len(accs),
-            "mean": statistics.mean(accs) if accs else math.nan,
-            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else math.nan,
-            "report": REPORT.get(experiment, {}).get(label),
-            "seconds": statistics.mean(secs) if secs else math.nan,
-            "flip_tta_mean": statistics.mean(tta) if tta else None,
-        })
-    return rows
-
-
-def markdown_table(experiment, out="results"):
-    """The experiment's table in Markdown, ours beside the report's."""
-    recipe_name = EXPERIMENTS[experiment][0]
-    recipe = RECIPES[recipe_name]
-    rows = summarize(experiment, out)
-    tta = any(r["flip_tta_mean"] is not None for r in rows)    # a column only where recorded
-    lines = ["| configuration | test acc (ours, mean ± std) | seeds | report | s/run |"
-             + (" with flip TTA (mean) |" if tta else ""),
-             "|---|---|---|---|---|" + ("---|" if tta else "")]
-    for r in rows:
-        ours = f"{100 * r['mean']:.1f}% ± {100 * r['std']:.1f}" if r["n"] else "not run"
-        report = f"{100 * r['report']:.1f}%" if r["report"] is not None else "–"
-        line = f"| {r['label']} | {ours} | {r['n']} | {report} | {r['seconds']:.0f} |"
-        if tta:
-            line += (f" {100 * r['flip_tta_mean']:.2f}% |" if r["flip_tta_mean"] is not None
-                     else " – |")
-        lines.append(line)
-    lines.append("")
-    lines.append(f"Recipe `{recipe_name}`: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
-                 + f". Regenerate: `python -m d2l_ext ablate {experiment}`.")
-    return "\n".join(lines)
-
-
-def plot_experiment(experiment, out="results", ax=None):
-    """Mean validation accuracy per epoch for each row, with the seeds' range shaded."""
-    from .plotting import plt
-    records = load_results(experiment, out)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.2))
-    for label, _ in EXPERIMENTS[experiment][1]:
-        curves = [[h["val_acc"] for h in r["history"]] for r in records if r["label"] == label]
-        if not curves:
-            continue
-        curves = torch.tensor(curves)
-        epochs = range(1, curves.shape[1] + 1)
-        line, = ax.plot(epochs, curves.mean(0), label=label)
-        ax.fill_between(epochs, curves.min(0).values, curves.max(0).values,
-                        color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy"); ax.set_title(experiment)
-    ax.grid(alpha=0.3); ax.legend(fontsize=7)
-    return ax
+    """Every run record of an experiment; an unreadable file is an error naming it."""
+    records = []
+    for path in sorted((Path(out) / experiment).glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not a readable result file ({e}); delete it and run "
+                             f"the experiment again to redo that run") from None
+    return records

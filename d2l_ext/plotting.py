@@ -34,18 +34,28 @@ def show_image_grid(images, titles, ncols=8, scale=1.4):
     return fig
 
 
-def plot_history(history, title=None, ax=None):
-    """Train/val loss and val accuracy against epochs, from ``Trainer.history``."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3))
+def plot_history(history, title=None, axes=None):
+    """Loss (log scale) and validation accuracy against epochs, from ``Trainer.history``.
+
+    Two panels: on one axis, a first-epoch validation loss of several hundred would
+    flatten every other curve onto zero; a log scale keeps 0.1 and 100 both readable.
+    Returns the two axes.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(8, 3))
+    loss_ax, acc_ax = axes
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], "-", label="train loss")
-    ax.plot(epochs, [h["val_loss"] for h in history], "--", label="val loss")
-    ax.plot(epochs, [h["val_acc"] for h in history], "-.", label="val acc")
-    ax.set_xlabel("epoch"); ax.grid(alpha=0.3); ax.legend()
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], "-", label="train loss")
+    loss_ax.plot(epochs, [h["val_loss"] for h in history], "--", label="val loss")
+    loss_ax.set_yscale("log"); loss_ax.set_ylabel("loss (log scale)"); loss_ax.legend()
+    acc_ax.plot(epochs, [h["val_acc"] for h in history], "-", color="C2", label="val acc")
+    acc_ax.set_ylabel("validation accuracy"); acc_ax.legend()
+    for ax in axes:
+        ax.set_xlabel("epoch"); ax.grid(alpha=0.3)
     if title:
-        ax.set_title(title)
-    return ax
+        loss_ax.figure.suptitle(title)
+    loss_ax.figure.tight_layout()
+    return axes
 
 
 def save_figure(fig, path):

@@ -8,8 +8,13 @@ every batch); validation accuracy weighted over the whole set; a per-epoch ``his
 a live board in notebooks and a tqdm bar in terminals; checkpoints that load with
 ``weights_only=True`` and resume; Ctrl-C that stops cleanly; seeded, repeatable runs.
 """
+import contextlib
+import inspect
+import itertools
 import math
+import os
 import time
+import types
 import warnings
 
 import torch
@@ -18,7 +23,8 @@ from d2l import torch as d2l
 from . import models
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
 
-__all__ = ["Trainer", "resolve_device", "load_checkpoint", "model_from_checkpoint"]
+__all__ = ["Trainer", "resolve_device", "load_checkpoint", "model_from_checkpoint",
+           "recompute_bn_statistics", "atomic_save"]
 
 CHECKPOINT_FORMAT = 1
 _warned_no_gpu = False
@@ -101,19 +107,30 @@ class Trainer(d2l.Trainer):
     on others; False: fp32), ``seed`` (same seed, same loss curve on the CPU),
     ``momentum``/``weight_decay``/``schedule`` ('cosine' or None; when all are left at
     their defaults the model's own ``configure_optimizers`` is used, as in d2l),
-    ``progress`` ('auto', 'notebook', 'terminal', 'none'), ``points_per_epoch`` (how
-    often the train loss is read back and drawn), ``checkpoint`` (a path written after
-    every epoch and on Ctrl-C).
+    ``warmup`` (epochs of linear learning-rate warm-up before the schedule),
+    ``recompute_bn`` (see ``recompute_bn_statistics``), ``progress`` ('auto', 'notebook',
+    'terminal', 'none'), ``points_per_epoch`` (how often the train loss is read back and
+    drawn), ``checkpoint`` (a path written after every epoch and on Ctrl-C).
+
+    As in d2l, each ``fit`` trains ``max_epochs`` epochs from a fresh optimizer and
+    schedule; to go on from a checkpoint, call ``restore`` first (the next ``fit`` then
+    continues at the epoch after the checkpoint's last, on the schedule of this
+    Trainer's ``max_epochs``). ``fit`` reports on the data's ``val`` split; ``test`` reads
+    the test split, once, when the run is over.
     """
 
     def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0, device="auto",
                  channels_last=True, amp=True, seed=None, momentum=0.0, weight_decay=0.0,
-                 schedule=None, progress="auto", points_per_epoch=2, checkpoint=None):
+                 schedule=None, warmup=0, recompute_bn=True, progress="auto",
+                 points_per_epoch=2, checkpoint=None):
         self.save_hyperparameters()
-        if not isinstance(max_epochs, int) or max_epochs < 1:
+        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
             raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
         if schedule not in (None, "cosine"):
             raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < max_epochs:
+            raise ValueError(f"warmup must be an integer number of epochs in [0, max_epochs), "
+                             f"got {warmup!r}")
         if amp not in (True, False, "bf16"):
             raise ValueError(f"amp must be True, False or 'bf16', got {amp!r}")
         self.device = resolve_device(device, num_gpus)
@@ -154,15 +171,36 @@ class Trainer(d2l.Trainer):
             model.to(memory_format=torch.channels_last)
 
     def configure_optimizers(self, model):
-        if self.momentum == 0 and self.weight_decay == 0 and self.schedule is None:
+        """The optimizer (the model's own, as in d2l, when momentum, weight decay, schedule
+        and warm-up are all off; else SGD with Nesterov momentum). No scheduler object: the
+        learning rate of each epoch is ``lr_factor(epoch)`` times the optimizer's base lr,
+        set before the epoch, so a resumed run follows the new ``max_epochs`` exactly."""
+        if (self.momentum == 0 and self.weight_decay == 0 and self.schedule is None
+                and self.warmup == 0):
             optim = model.configure_optimizers()
         else:
             optim = torch.optim.SGD(model.parameters(), lr=model.lr, momentum=self.momentum,
                                     weight_decay=self.weight_decay, nesterov=self.momentum > 0)
-        scheduler = None
-        if self.schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=self.max_epochs)
-        return optim, scheduler
+        for group in optim.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        return optim, None
+
+    def lr_factor(self, epoch):
+        """The fraction of the base learning rate that epoch ``epoch`` (0-based) trains with.
+
+        ``warmup`` epochs rise linearly (1/w, 2/w, ..., 1), then the cosine schedule runs
+        over the remaining epochs, from 1 down to (not reaching) 0: no epoch trains at lr 0.
+        """
+        if epoch < self.warmup:
+            return (epoch + 1) / self.warmup
+        if self.schedule != "cosine":
+            return 1.0
+        done, total = epoch - self.warmup, self.max_epochs - self.warmup
+        return 0.5 * (1 + math.cos(math.pi * done / total))
+
+    def _set_lr(self, epoch):
+        for group in self.optim.param_groups:
+            group["lr"] = group["initial_lr"] * self.lr_factor(epoch)
 
     @property
     def bf16(self):
@@ -189,37 +227,52 @@ class Trainer(d2l.Trainer):
         self.data = data
         self.prepare_data(data)
         self.prepare_model(model)
-        if self.optim is None or getattr(self, "_optim_model", None) is not model:
-            self.optim, self.scheduler = self.configure_optimizers(model)
-            self._optim_model = model
-        if self._pending_state is not None:
-            self._load_training_state(self._pending_state)
+        self.optim, self.scheduler = self.configure_optimizers(model)
+        if self._pending_state is not None:     # restore() was called: go on from there
+            if self._pending_state.get("optimizer") is not None:
+                self.optim.load_state_dict(self._pending_state["optimizer"])
             self._pending_state = None
+        else:
+            self.history = []
         model.train()
+
+    def prepare_data(self, data):
+        """d2l's, but the loaders are asked for with this Trainer's shuffling seed."""
+        seeded = isinstance(data.train_dataloader, types.MethodType) and \
+            "shuffle_seed" in inspect.signature(data.train_dataloader).parameters
+        self.train_dataloader = (data.train_dataloader(shuffle_seed=self.seed) if seeded
+                                 else data.train_dataloader())
+        self.val_dataloader = data.val_dataloader()
+        self.num_train_batches = len(self.train_dataloader)
+        self.num_val_batches = len(self.val_dataloader) if self.val_dataloader is not None else 0
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self, model, data):
-        """Train to ``max_epochs``, continuing ``history`` after a restore (returns None, as d2l)."""
+        """Train ``max_epochs`` epochs (after ``restore``: the epochs still to go); returns
+        None, as d2l's. Ctrl-C stops at once and keeps every finished epoch."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
-            data.seed = self.seed
         self.setup(model, data)
         self.interrupted = False
         self.train_batch_idx = self.val_batch_idx = 0
         self.board = self._progress(model)
         try:
             for self.epoch in range(len(self.history), self.max_epochs):
-                self.history.append(self.fit_epoch())
-                self.board.epoch_done(self.history[-1])
+                row = self.fit_epoch()
+                self.history.append(row)   # weights and history agree from here on
+                self.board.epoch_done(row)
                 if self.checkpoint:
                     self.save_checkpoint(self.checkpoint)
         except KeyboardInterrupt:
             self.interrupted = True
-            print(f"\ninterrupted: stopped after {len(self.history)} complete epoch(s); the "
-                  f"model and trainer.history keep them"
-                  + (f", saved to {self.checkpoint}" if self.checkpoint else ""), flush=True)
-            if self.checkpoint:
-                self.save_checkpoint(self.checkpoint)
+            if self.checkpoint:     # the last finished epoch's checkpoint is already on disk
+                print(f"\ninterrupted: stopped in epoch {len(self.history) + 1}; "
+                      f"{self.checkpoint} holds the {len(self.history)} finished epoch(s)",
+                      flush=True)
+            else:
+                print(f"\ninterrupted: stopped after {len(self.history)} complete epoch(s); "
+                      f"trainer.history keeps them, the model has the weights of the moment",
+                      flush=True)
         finally:
             self.board.close()
             model.eval()
@@ -229,6 +282,8 @@ class Trainer(d2l.Trainer):
         model, n_batches = self.model, self.num_train_batches
         draw_at = {max(1, round(n_batches * (k + 1) / self.points_per_epoch))
                    for k in range(self.points_per_epoch)}
+        self._set_lr(self.epoch)
+        lr = self.optim.param_groups[0]["lr"]
         model.train()
         self.board.start_epoch(self.epoch + 1, n_batches)
         loss_sum = torch.zeros((), device=self.device)
@@ -240,16 +295,32 @@ class Trainer(d2l.Trainer):
             self.board.batch_done()
             if i in draw_at:        # the only host syncs of the training loop
                 total = loss_sum.item()
+                if not math.isfinite(total):
+                    raise FloatingPointError(
+                        f"training loss became {total} in epoch {self.epoch + 1} (lr {lr:g}): "
+                        f"the learning rate is probably too high; nothing of this epoch is kept")
                 self.board.train_point(self.epoch + i / n_batches,
                                        (total - drawn_sum) / (seen - drawn_seen))
                 drawn_sum, drawn_seen = total, seen
-        if self.scheduler is not None:
-            self.scheduler.step()
+        if self.recompute_bn:
+            recompute_bn_statistics(model, self.train_dataloader, self.prepare_batch,
+                                    self._autocast)
         val_loss, val_acc = self.evaluate(model, self.val_dataloader)
         return {"epoch": self.epoch + 1, "train_loss": (loss_sum / seen).item(),
-                "val_loss": val_loss, "val_acc": val_acc,
-                "lr": self.optim.param_groups[0]["lr"],
+                "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
                 "seconds": time.perf_counter() - start}
+
+    def test(self, model=None, data=None):
+        """Loss and accuracy on the test split, ``{"test_loss", "test_acc"}``: read this once,
+        when every choice is made (an accuracy read every epoch and chosen by is a
+        validation accuracy, however it is named)."""
+        model = model if model is not None else self.model
+        data = data if data is not None else self.data
+        loader = data.test_dataloader() if hasattr(data, "test_dataloader") else None
+        if loader is None:
+            raise ValueError(f"{type(data).__name__} has no test split")
+        loss, acc = self.evaluate(model, loader)
+        return {"test_loss": loss, "test_acc": acc}
 
     def train_step(self, batch):
         """One SGD step on one batch: (the batch's mean loss, still on the device; its size)."""
@@ -301,18 +372,20 @@ class Trainer(d2l.Trainer):
             "input_size": list(images.shape[-2:]) if images is not None else None,
             "history": list(self.history),
             "optimizer": self.optim.state_dict() if self.optim is not None else None,
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "trainer": _plain({k: self.hparams[k] for k in ("max_epochs", "seed", "momentum",
-                               "weight_decay", "schedule", "channels_last", "amp")}),
+                               "weight_decay", "schedule", "warmup", "channels_last", "amp")}),
         }
-        torch.save(ckpt, path)
+        atomic_save(ckpt, path)
         return path
 
     def restore(self, path, model):
         """Load weights into ``model`` and history/optimizer into this trainer, to resume.
 
-        The next ``fit`` continues at epoch ``len(history) + 1``. Batches are reshuffled from
-        the seed, so a resumed run is not bit-identical to one that never stopped.
+        The next ``fit`` continues at epoch ``len(history) + 1`` with the learning rate that
+        this Trainer's schedule gives that epoch (so ``Trainer(max_epochs=40)`` after a
+        30-epoch checkpoint re-plans the cosine over 40 epochs and trains epochs 31-40).
+        Batches are reshuffled from the seed, so a resumed run is not bit-identical to one
+        that never stopped.
         """
         ckpt = load_checkpoint(path)
         model.load_state_dict(ckpt["state_dict"])
@@ -321,8 +394,54 @@ class Trainer(d2l.Trainer):
         model.class_names = ckpt.get("class_names")
         return model
 
-    def _load_training_state(self, ckpt):
-        if ckpt.get("optimizer") is not None:
-            self.optim.load_state_dict(ckpt["optimizer"])
-        if self.scheduler is not None and ckpt.get("scheduler") is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+
+
+def atomic_save(obj, path):
+    """``torch.save`` to a temporary file beside ``path``, then rename: a crash or Ctrl-C
+    mid-write leaves the old file whole, never a truncated one."""
+    path = str(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@torch.no_grad()
+def recompute_bn_statistics(model, loader, prepare_batch=lambda b: b, autocast=None,
+                            max_batches=50):
+    """Replace batch norm's running mean and variance by their average over ``loader``.
+
+    Why: in training mode batch norm normalizes with each batch's own statistics, while
+    evaluation uses ``running_mean``/``running_var``, an exponential average (momentum 0.1)
+    of past batches, taken while the weights were changing. With 16 steps an epoch (500
+    images, batch 32) that average still mixes in the random initial weights after the first
+    epoch: the 3-stage net's validation loss was 95 after one epoch, the 5-stage net's
+    13,234, while the same weights with recomputed statistics gave 1.7-2.3. This pass runs
+    up to ``max_batches`` training batches through the model with batch norm in training
+    mode (every other layer, dropout included, in eval mode, as at test time), averaging the
+    statistics with equal weights (Wu and Johnson, "Rethinking 'Batch' in BatchNorm", 2021,
+    call it precise BN). It changes no weight, only the buffers evaluation reads.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms:
+        return
+    was_training = model.training
+    model.eval()
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None           # cumulative average: every batch counts the same
+        m.train()
+    try:
+        for batch in itertools.islice(loader, max_batches):
+            X, _ = prepare_batch(batch)
+            with (autocast() if autocast else contextlib.nullcontext()):
+                model(X)
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        model.train(was_training)

@@ -22,9 +22,11 @@ def five():
 def test_fashion_mnist_from_the_debian_copy(tmp_path):
     data = FashionMNIST(batch_size=256, root=tmp_path, download=False)
     assert data.source == str(D.DEBIAN_FASHION_MNIST)
-    assert (len(data.train), len(data.val)) == (60_000, 10_000)
-    assert data.text_labels(data.train.labels[:3]) == ['ankle boot', 't-shirt', 't-shirt']
-    assert torch.bincount(data.val.labels).tolist() == [1000] * 10
+    # d2l's val is the test file; ours holds 500 images a class out of the training file.
+    assert (len(data.train), len(data.val), len(data.test)) == (55_000, 5_000, 10_000)
+    assert torch.bincount(data.val.labels).tolist() == [500] * 10
+    assert torch.bincount(data.test.labels).tolist() == [1000] * 10
+    assert data.text_labels(data.test.labels[:3]) == ['ankle boot', 'pullover', 'trouser']
     X, y = next(iter(data.train_dataloader()))
     assert X.shape == (256, 1, 28, 28) and X.dtype == torch.float32
     full = data.train.normalize(data.train.images[:10_000])
@@ -39,7 +41,7 @@ def test_torchvision_layout_under_root_comes_first(tmp_path):
         shutil.copy(f, raw / f.name)
     data = FashionMNIST(root=tmp_path, resize=32, download=False)
     assert data.source == str(raw)
-    assert data.train.images.shape == (60_000, 1, 32, 32)
+    assert data.train.images.shape == (55_000, 1, 32, 32)
 
 
 def test_no_data_anywhere_names_the_three_ways(tmp_path, monkeypatch):
@@ -57,23 +59,43 @@ def test_no_data_anywhere_names_the_three_ways(tmp_path, monkeypatch):
 
 
 @needs_debian
-def test_five_class_preset_is_stratified_seeded_and_keeps_the_official_test_images(five):
+def test_five_class_preset_has_three_disjoint_splits(five):
     assert five.classes == ['t-shirt', 'pullover', 'dress', 'coat', 'shirt']
     assert torch.bincount(five.train.labels).tolist() == [100] * 5
-    assert torch.bincount(five.val.labels).tolist() == [1000] * 5
+    assert torch.bincount(five.val.labels).tolist() == [200] * 5
+    assert torch.bincount(five.test.labels).tolist() == [1000] * 5
     assert five.train.images.shape == (500, 1, 32, 32)
+    # train and val come from the training file and share no image; test is the test file.
+    flat = lambda imgs: {bytes(x.numpy()) for x in imgs}  # noqa: E731
+    assert not flat(five.train.images) & flat(five.val.images)
+    assert len(flat(five.val.images)) == 1000
+    assert [len(l) for l in (five.train_dataloader(), five.val_dataloader(),
+                             five.test_dataloader())] == [8, 16, 79]      # batch 64
     again = FashionMNIST5(root="/nonexistent", download=False)
     other = FashionMNIST5(root="/nonexistent", download=False, seed=1)
     assert torch.equal(again.train.images, five.train.images)
+    assert torch.equal(again.val.images, five.val.images)
     assert not torch.equal(other.train.images, five.train.images)
-    assert torch.equal(other.val.images, five.val.images)
+    assert not torch.equal(other.val.images, five.val.images)
+    assert torch.equal(other.test.images, five.test.images)
+
+
+@needs_debian
+def test_split_sizes_that_do_not_fit_are_named():
+    with pytest.raises(ValueError, match="class 't-shirt' has 6000 training images: too few "
+                                         "for train_per_class=5900 and val_per_class=200"):
+        FashionMNIST5(root="/nonexistent", download=False, train_per_class=5900)
+    with pytest.raises(ValueError, match="val_per_class must be a positive integer, got 0"):
+        FashionMNIST5(root="/nonexistent", download=False, val_per_class=0)
 
 
 @needs_debian
 def test_batches_are_seeded_and_augmentation_keeps_shapes(five):
-    a = [y for _, y in five.get_dataloader(True)]
-    b = [y for _, y in five.get_dataloader(True)]
+    a = [y for _, y in five.train_dataloader(shuffle_seed=3)]
+    b = [y for _, y in five.train_dataloader(shuffle_seed=3)]
+    c = [y for _, y in five.train_dataloader(shuffle_seed=4)]
     assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
     aug = FashionMNIST5(root="/nonexistent", download=False, augment=True, batch_size=500)
     X, _ = next(iter(aug.train_dataloader()))
     plain = aug.train.normalize(aug.train.images)
@@ -132,6 +154,7 @@ def test_image_folder_split_and_names(tmp_path, five):
     assert data.classes == sorted(five.classes)
     assert (len(data.train), len(data.val)) == (40, 10)
     assert torch.bincount(data.val.labels).tolist() == [2] * 5
+    assert data.test is None and data.test_dataloader() is None     # no test/ folder
     X, y = next(iter(data.train_dataloader()))
     assert X.shape == (8, 3, 32, 32)
     gray = ImageFolderData(tmp_path, resize=(16, 24), channels=1)
@@ -144,7 +167,19 @@ def test_image_folder_with_train_and_val_folders(tmp_path, five):
     write_images(tmp_path / "val", five, per_class=2)
     data = ImageFolderData(tmp_path, resize=16)
     assert (len(data.train), len(data.val)) == (20, 10)
-    assert data.split == "train/val folders"
+    assert data.split == "train: train/, val: val/ folder, test: none"
+
+
+@needs_debian
+def test_image_folder_test_folder_is_the_test_set(tmp_path, five):
+    write_images(tmp_path / "train", five, per_class=10)
+    write_images(tmp_path / "test", five, per_class=3)
+    data = ImageFolderData(tmp_path, resize=16, val_fraction=0.2)
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 15)
+    assert data.split == "train: train/, val: 20% of train/ held out (seed 0), test: test/ folder"
+    write_images(tmp_path / "val", five, per_class=2)
+    data = ImageFolderData(tmp_path, resize=16)
+    assert (len(data.train), len(data.val), len(data.test)) == (50, 10, 15)
 
 
 def test_image_folder_bad_cases_name_the_path(tmp_path):

@@ -1,14 +1,17 @@
-"""The experiment runner: one JSON per run, resumable, tables from the files alone (issue 5)."""
+"""The experiment runner: one JSON per run, resumable, lr chosen on validation, tables from
+the files alone, differences with intervals (issues 5 and 10)."""
 import json
+import math
+import os
 
 import pytest
 
-from d2l_ext import experiments as E
+from d2l_ext import experiments as E, results as Rs
 
 
 @pytest.fixture
 def tiny_experiment(monkeypatch):
-    recipe = dict(E.RECIPES["5class"], epochs=1, resize=16, batch_size=100)
+    recipe = dict(E.RECIPES["5class"], epochs=1, resize=16, batch_size=100, warmup=0)
     monkeypatch.setitem(E.RECIPES, "tiny", recipe)
     monkeypatch.setitem(E.EXPERIMENTS, "tiny", ("tiny", [("cnn", dict(model="baseline"))]))
     monkeypatch.setitem(E.EXPERIMENTS, "tiny-again", ("tiny", [("same cnn", dict(model="baseline"))]))
@@ -22,12 +25,15 @@ def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
                             progress="none", log=log.append)
     assert [p.name for p in done] == ["cnn__seed0.json"]
     record = json.loads(done[0].read_text())
-    for key in ("experiment", "config", "seed", "test_acc", "epochs", "history", "seconds",
-                "command", "torch", "device"):
+    for key in ("experiment", "config", "seed", "train_loss", "train_acc", "val_acc",
+                "test_acc", "test_loss", "epochs", "history", "seconds", "command", "torch",
+                "device"):
         assert key in record
     assert record["experiment"] == "tiny" and record["config"] == {"model": "baseline"}
     assert 0.2 < record["test_acc"] < 1 and len(record["history"]) == 1
-    assert record["history"][0]["val_acc"] == pytest.approx(record["test_acc"])
+    # val_acc is the last epoch's validation pass; test_acc one pass over the other images
+    assert record["history"][0]["val_acc"] == record["val_acc"] != record["test_acc"]
+    assert record["history"][0]["train_loss"] == record["train_loss"]
     assert "test_acc_flip_tta" not in record            # trained without flips
 
     # A second call trains nothing; the same configuration elsewhere is copied, not retrained.
@@ -44,8 +50,10 @@ def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
     assert len(json.loads(longer.read_text())["history"]) == 2
     assert len(E.load_results("tiny", tmp_path)) == 1
 
-    table = E.markdown_table("tiny", tmp_path)
-    assert f"| cnn | {100 * record['test_acc']:.1f}% ± 0.0 | 1 | 50.0% |" in table
+    table = Rs.markdown_table("tiny", tmp_path)
+    assert (f"| cnn | 0.05 | {record['train_loss']:.3f} | {100 * record['train_acc']:.1f}% | "
+            f"{100 * record['val_acc']:.1f}% | {100 * record['test_acc']:.1f}% ± 0.0 | 1 | "
+            f"50.0% | underfit |") in table
 
 
 def test_unknown_experiment_is_named():
@@ -90,7 +98,7 @@ def test_estimate_projects_a_run_from_a_few_batches(tiny_experiment, tmp_path):
                                   batches=2, warmup=1, log=log.append)
     assert row["pending_runs"] == 2 and row["epochs"] == 2
     assert row["run_s"] == pytest.approx(2 * row["epoch_s"])
-    assert "timing 1 + 2 training and test batches of 100 images at 16x16" in log[0]
+    assert "timing 1 + 2 training and validation batches of 100 images at 16x16" in log[0]
     assert "2 run(s) to do" in log[1] and "training images/s on cpu" in log[1]
     # The projection is of the same order as the real thing (timings on a shared CPU vary).
     [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
@@ -121,6 +129,67 @@ def test_runs_trained_with_flips_also_record_flip_tta(tiny_experiment, tmp_path)
                               progress="none", log=lambda _: None)
     record = json.loads(path.read_text())
     assert 0.2 < record["test_acc_flip_tta"] < 1
-    table = E.markdown_table("tiny", tmp_path)
-    assert "| with flip TTA (mean) |" in table.splitlines()[0]
+    table = Rs.markdown_table("tiny", tmp_path)
+    assert "| test acc, flip TTA |" in table.splitlines()[0]
     assert table.splitlines()[2].endswith(f" {100 * record['test_acc_flip_tta']:.2f}% |")
+
+
+def _sweep_record(out, network, lr, val_acc):
+    config = dict(E.NETWORKS[network], lr=lr)
+    label = f"{network}, lr {lr:g}"
+    path = E._result_path(out, "lr-sweep", label, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"label": label, "config": config, "recipe": {}, "seed": 0,
+                                "val_acc": val_acc, "train_loss": 0.1}))
+
+
+def test_each_network_gets_the_lr_with_the_best_validation_accuracy(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"incomplete .*\(has \[\] of \[0.01, 0.03, "
+                                                r"0.1, 0.3\]\): run `python -m d2l_ext ablate "
+                                                r"lr-sweep --seeds 0` first"):
+        E.run_experiment("stages", out=tmp_path)        # before any training
+    for lr, acc in zip(E.LR_GRID, (0.60, 0.70, 0.65, 0.20)):
+        _sweep_record(tmp_path, "ResNeXt, 3 stages", lr, acc)
+    assert E.selected_lr("ResNeXt, 3 stages", tmp_path) == 0.03
+    assert E.row_config("dropout-3stages", E._R(3, (0.3, 0.5)), tmp_path) == \
+        dict(E._R(3, (0.3, 0.5)), lr=0.03)              # dropout variants share their net's lr
+    assert E.row_config("lr-sweep", dict(model="baseline", lr=0.1), tmp_path)["lr"] == 0.1
+    with pytest.raises(FileNotFoundError, match="'ResNeXt, 4 stages'"):
+        E.row_config("stages", E._R(4), tmp_path)
+    assert "**70.0% (loss 0.10)**" in Rs.lr_sweep_table(tmp_path)
+
+
+def test_the_report_path_in_its_order():
+    """The report chose dropout on 4 stages, then stages, then compared with the baseline."""
+    order = list(E.EXPERIMENTS)
+    assert order[:5] == ["lr-sweep", "dropout-4stages", "dropout-3stages", "stages", "baselines"]
+    assert {c["stages"] for _, c in E.EXPERIMENTS["dropout-4stages"][1]} == {4}
+    assert E.REPORT["dropout-4stages"]["(0.2, 0.4)"] == E.REPORT["stages"]["4 stages"] == 0.65
+    assert len(E.EXPERIMENTS["lr-sweep"][1]) == len(E.NETWORKS) * len(E.LR_GRID) == 20
+
+
+def test_differences_have_a_welch_interval():
+    diff, (lo, hi) = Rs.difference([0.70, 0.72, 0.74], [0.60, 0.61, 0.62])
+    assert diff == pytest.approx(0.11)
+    # se = sqrt(0.0004/3 + 0.0001/3) = 0.01291, df = 2.94 -> t(2) = 4.303
+    assert (hi - lo) / 2 == pytest.approx(4.303 * math.sqrt(0.0005 / 3), rel=1e-3)
+    assert lo > 0                                                   # a real difference
+    diff, (lo, hi) = Rs.difference([0.70, 0.60, 0.65], [0.66, 0.62, 0.64])
+    assert lo < 0 < hi                                              # within noise
+    assert Rs.difference([0.7], [0.6, 0.5])[1] is None              # one seed: no interval
+    assert Rs.fit_verdict(0.80, 0.70) == "underfit"
+    assert Rs.fit_verdict(1.00, 0.70) == "overfit"
+    assert Rs.fit_verdict(0.97, 0.90) == "neither"
+
+
+def test_two_processes_share_an_experiment_and_broken_files_are_named(tmp_path):
+    path = tmp_path / "x" / "run__seed0.json"
+    lock = E._claim(path)
+    assert lock.read_text() == str(os.getpid())
+    assert E._claim(path) is None                   # held by a live process (this one)
+    lock.write_text("999999999")                    # a process that died
+    assert E._claim(path) == lock
+    lock.unlink()
+    path.write_text("")                             # a truncated result file
+    with pytest.raises(ValueError, match=f"{path} is not a readable result file .* delete it"):
+        E.load_results("x", tmp_path)

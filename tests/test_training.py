@@ -1,4 +1,5 @@
 """Trainer: history, determinism, checkpoints, resume, Ctrl-C, devices, progress (issue 3)."""
+import math
 import subprocess
 import sys
 import warnings
@@ -16,7 +17,7 @@ from d2l_ext.evaluation import accuracy, confusion_matrix, per_class_accuracy, p
 
 @pytest.fixture(scope="module")
 def tiny():
-    """100 training images (20 per class) at 16x16; 500 test images (the first 100 per class)."""
+    """100 training images (20 per class) at 16x16; 500 validation images (100 per class)."""
     data = FashionMNIST5(batch_size=25, resize=16, train_per_class=20, root="/nonexistent",
                          download=False)
     keep = torch.cat([(data.val.labels == c).nonzero().flatten()[:100] for c in range(5)])
@@ -45,6 +46,53 @@ def test_history_is_per_epoch_and_weighted_over_the_whole_val_set(tiny):
                                                                 abs=1e-6)
 
 
+def test_fit_twice_trains_twice_from_a_fresh_optimizer(tiny):
+    model, trainer = fit(tiny, epochs=1, seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.fit(model, tiny)            # as d2l's: another max_epochs, not "already done"
+    assert [h["epoch"] for h in trainer.history] == [1]
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    other = ResNeXt18(lr=0.05)
+    trainer.fit(other, tiny)            # the same Trainer on a new model trains that model
+    assert len(trainer.history) == 1 and trainer.optim.param_groups[0]["params"][0] is \
+        next(other.parameters())
+
+
+def test_history_records_the_lr_each_epoch_trained_with(tiny):
+    _, trainer = fit(tiny, epochs=4, seed=0, momentum=0.9, schedule="cosine", warmup=2)
+    lrs = [h["lr"] for h in trainer.history]
+    assert lrs == pytest.approx([0.025, 0.05, 0.05, 0.025])     # warm-up 1/2, 2/2; cosine
+    _, plain = fit(tiny, epochs=2, seed=0)
+    assert [h["lr"] for h in plain.history] == [0.05, 0.05]     # the model's own SGD, as d2l
+
+
+def test_a_resumed_cosine_schedule_follows_the_new_max_epochs(tiny, tmp_path):
+    path = tmp_path / "two.pt"
+    fit(tiny, epochs=2, seed=0, momentum=0.9, schedule="cosine", checkpoint=path)
+    model = ResNeXt18(lr=0.05)
+    more = Trainer(max_epochs=4, progress="none", seed=0, momentum=0.9, schedule="cosine")
+    more.restore(path, model)
+    more.fit(model, tiny)
+    lrs = [h["lr"] for h in more.history]
+    assert lrs[:2] == pytest.approx([0.05, 0.025])              # the checkpoint's epochs
+    assert lrs[2:] == pytest.approx([0.025, 0.05 * (1 + math.cos(math.pi * 3 / 4)) / 2])
+    assert all(lr > 0 for lr in lrs) and lrs[2:] == sorted(lrs[2:], reverse=True)
+
+
+def test_batch_norm_statistics_are_recomputed_before_evaluation(tiny):
+    """The epoch-1 spike: running averages lag the weights when an epoch is a few steps."""
+    _, stale = fit(tiny, epochs=1, seed=0, momentum=0.9, recompute_bn=False)
+    _, fresh = fit(tiny, epochs=1, seed=0, momentum=0.9)
+    assert stale.history[0]["train_loss"] == fresh.history[0]["train_loss"]   # same training
+    assert stale.history[0]["val_loss"] > 10 * fresh.history[0]["val_loss"]
+    assert fresh.history[0]["val_loss"] < 10
+
+
+def test_a_non_finite_loss_stops_the_run_with_its_reason(tiny):
+    with pytest.raises(FloatingPointError, match=r"training loss became nan in epoch 1 \(lr nan\)"):
+        Trainer(max_epochs=1, progress="none").fit(ResNeXt18(lr=float("nan")), tiny)
+
+
 def test_same_seed_same_loss_curve(tiny):
     _, a = fit(tiny, seed=3)
     _, b = fit(tiny, seed=3)
@@ -64,7 +112,7 @@ def test_checkpoint_round_trip_and_resume(tiny, tmp_path):
     loaded = model_from_checkpoint(path)
     X, _ = next(iter(tiny.val_dataloader()))
     with torch.no_grad():
-        torch.testing.assert_close(loaded(X), model(X))
+        torch.testing.assert_close(loaded(X), model(X), rtol=1e-4, atol=1e-4)  # memory layouts
     assert predict(loaded, X[:2], class_names=loaded.class_names)[0][0][0] in tiny.classes
 
     resumed_model = ResNeXt18(lr=0.05)
@@ -96,14 +144,16 @@ class InterruptingLoader:
 def test_ctrl_c_stops_cleanly_and_keeps_model_history_and_checkpoint(tiny, tmp_path, capsys):
     real = tiny.train_dataloader
     # call 1 is prepare_model's look at one batch, call 2 is epoch 1, call 3 is epoch 2
-    loader = InterruptingLoader(real(), at_call=3)
+    # (call 3 recomputes batch norm's statistics after epoch 1)
+    loader = InterruptingLoader(real(), at_call=4)
     tiny.train_dataloader = lambda: loader
     try:
         model, trainer = fit(tiny, epochs=5, seed=0, checkpoint=tmp_path / "c.pt")
     finally:
         del tiny.train_dataloader
     assert trainer.interrupted and len(trainer.history) == 1
-    assert "interrupted: stopped after 1 complete epoch(s)" in capsys.readouterr().out
+    assert ("interrupted: stopped in epoch 2; " + str(tmp_path / "c.pt") + " holds the 1 "
+            "finished epoch(s)") in capsys.readouterr().out
     assert not model.training
     assert model(next(iter(tiny.val_dataloader()))[0]).shape == (25, 5)
     assert len(load_checkpoint(tmp_path / "c.pt")["history"]) == 1
@@ -140,6 +190,9 @@ def test_bad_trainer_arguments():
         Trainer(max_epochs=0)
     with pytest.raises(ValueError, match="schedule"):
         Trainer(max_epochs=1, schedule="step")
+    with pytest.raises(ValueError, match=r"warmup must be an integer number of epochs in "
+                                         r"\[0, max_epochs\), got 3"):
+        Trainer(max_epochs=3, warmup=3)
 
 
 def test_main_command_end_to_end(tmp_path):
@@ -149,7 +202,8 @@ def test_main_command_end_to_end(tmp_path):
          "--root", "/nonexistent", "--out", str(out)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "test accuracy:" in result.stdout and "(5000 images)" in result.stdout
+    assert "500 training, 1000 validation and 5000 test images" in result.stdout
+    assert "test accuracy:" in result.stdout and "(5000 images, read once)" in result.stdout
     assert (out / "model.pt").is_file() and (out / "curves.png").stat().st_size > 5000
     bad = subprocess.run([sys.executable, "-m", "d2l_ext", "train", "--data", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120)
@@ -162,7 +216,7 @@ def test_main_command_end_to_end(tmp_path):
                 "--root", "/nonexistent", "--tta", "flip"]
     again = subprocess.run(evaluate, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert "(5000 images of fashion5, 16x16)" in again.stdout and "with flip TTA:" in again.stdout
+    assert "(5000 test images of fashion5, 16x16)" in again.stdout and "with flip TTA:" in again.stdout
     assert abs(float(again.stdout.split("test accuracy: ")[1].split()[0]) - trained) <= 2 / 5000
     with pytest.raises(SystemExit, match="trained on 5 classes .* --data fashion has 10"):
         main(["evaluate", str(out / "model.pt"), "--data", "fashion", "--root", "/nonexistent"])
@@ -194,7 +248,8 @@ def test_bf16_autocast_on_the_cpu_is_opt_in(tiny, monkeypatch):
     _, bf16 = fit(tiny, epochs=1, seed=0, amp="bf16")
     loss = lambda t: t.history[0]["train_loss"]
     assert loss(bf16) != loss(fp32)                               # really another precision,
-    assert loss(bf16) == pytest.approx(loss(fp32), rel=0.05)      # and the same training
+    assert loss(bf16) == pytest.approx(loss(fp32), rel=0.15)      # and the same training
+    # (one chaotic epoch: 7% apart on an AVX2 CPU, where bf16 is emulated)
     monkeypatch.setattr(T, "cpu_has_native_bf16", lambda: False)
     with pytest.warns(UserWarning, match="without native bf16"):
         Trainer(max_epochs=1, device="cpu", amp="bf16")
