@@ -21,6 +21,8 @@ import torch
 from d2l import torch as d2l
 
 from . import models
+from .data import TensorImages
+from .device_data import device_loader
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
 
 __all__ = ["Trainer", "resolve_device", "load_checkpoint", "model_from_checkpoint",
@@ -243,6 +245,12 @@ class Trainer(d2l.Trainer):
         self.train_dataloader = (data.train_dataloader(shuffle_seed=self.seed) if seeded
                                  else data.train_dataloader())
         self.val_dataloader = data.val_dataloader()
+        if self.device.type == "cuda" and isinstance(getattr(data, "train", None), TensorImages):
+            # On a GPU, batches are cut and augmented where the model runs (device_data.py).
+            self.train_dataloader = device_loader(data.train, data.batch_size, True, self.seed,
+                                                  self.device)
+            self.val_dataloader = device_loader(data.val, data.batch_size, False, None,
+                                                self.device)
         self.num_train_batches = len(self.train_dataloader)
         self.num_val_batches = len(self.val_dataloader) if self.val_dataloader is not None else 0
 
