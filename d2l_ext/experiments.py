@@ -95,7 +95,10 @@ def selected_lr(network, out="results"):
             f"the learning-rate sweep for {network!r} is incomplete in {out}/lr-sweep "
             f"(has {sorted(lrs)} of {list(LR_GRID)}): run `python -m d2l_ext ablate lr-sweep "
             f"--seeds 0` first")
-    best = max(records, key=lambda r: (r["val_acc"], -r["config"]["lr"]))
+    finished = [r for r in records if r.get("val_acc") is not None]     # not diverged
+    if not finished:
+        raise ValueError(f"every learning rate of the sweep diverged for {network!r}")
+    best = max(finished, key=lambda r: (r["val_acc"], -r["config"]["lr"]))
     return best["config"]["lr"]
 
 
@@ -151,23 +154,30 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
             print(f"warning: cannot resume from {checkpoint} ({type(e).__name__}: {e}); "
                   f"training this run from the start", flush=True)
             checkpoint.unlink()
-    trainer.fit(model, data)
+    try:
+        trainer.fit(model, data)
+        diverged = None
+    except FloatingPointError as e:     # a learning rate too high: a result, not a crash
+        diverged = str(e)
     if trainer.interrupted:
         raise KeyboardInterrupt
-    last = trainer.history[-1]
-    _, train_acc = trainer.evaluate(model, data.fit_dataloader())
+    if diverged:
+        scores = {"train_loss": None, "train_acc": None, "val_acc": None, "test_acc": None,
+                  "diverged": diverged}
+    else:
+        _, train_acc = trainer.evaluate(model, data.fit_dataloader())
+        scores = {"train_loss": trainer.history[-1]["train_loss"], "train_acc": train_acc,
+                  "val_acc": trainer.history[-1]["val_acc"], **trainer.test(model, data)}
     record = {
         "experiment": experiment, "label": label, "config": config, "recipe": recipe,
-        "seed": seed, "train_loss": last["train_loss"], "train_acc": train_acc,
-        "val_acc": last["val_acc"], **trainer.test(model, data),
-        "epochs": recipe["epochs"], "history": trainer.history,
+        "seed": seed, **scores, "epochs": recipe["epochs"], "history": trainer.history,
         "seconds": sum(h["seconds"] for h in trainer.history),   # training + val passes
         "command": f"python -m d2l_ext ablate {experiment} --seeds {seed}"
                    + (f" --epochs {epochs}" if epochs else ""),
         "torch": torch.__version__, "device": str(trainer.device),
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
     }
-    if "flip" in AUGMENTATIONS[recipe["augment"]]:
+    if "flip" in AUGMENTATIONS[recipe["augment"]] and not diverged:
         # Trained on mirror images too: what averaging each test image with its mirror gives.
         record["test_acc_flip_tta"] = accuracy(model, data.test_dataloader(), tta="flip")
     if resumed_from is not None:
@@ -242,9 +252,13 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
                                  device, root, progress, epochs)
             finally:
                 lock.unlink(missing_ok=True)
-            log(f"[{experiment}] {label} seed {seed}: train loss {record['train_loss']:.3f}, "
-                f"val acc {record['val_acc']:.4f}, test acc {record['test_acc']:.4f} "
-                f"in {record['seconds']:.0f}s -> {path}")
+            if record.get("diverged"):
+                log(f"[{experiment}] {label} seed {seed}: diverged: {record['diverged']} "
+                    f"-> {path}")
+            else:
+                log(f"[{experiment}] {label} seed {seed}: train loss {record['train_loss']:.3f}, "
+                    f"val acc {record['val_acc']:.4f}, test acc {record['test_acc']:.4f} "
+                    f"in {record['seconds']:.0f}s -> {path}")
             done.append(path)
     return done
 

@@ -51,11 +51,13 @@ def summarize(experiment, out="results"):
     records = load_results(experiment, out)
     rows = []
     for label, _ in EXPERIMENTS[experiment][1]:
-        mine = [r for r in records if r["label"] == label]
+        every = [r for r in records if r["label"] == label]
+        mine = [r for r in every if not r.get("diverged")]
         get = lambda key: [r[key] for r in mine if key in r]  # noqa: E731
-        row = {"label": label, "n": len(mine), "report": REPORT.get(experiment, {}).get(label),
+        row = {"label": label, "n": len(mine), "diverged": len(every) - len(mine),
+               "report": REPORT.get(experiment, {}).get(label),
                "lr": sorted({r["config"].get("lr", r["recipe"]["lr"]) for r in mine}),
-               "seconds": statistics.mean(get("seconds")) if mine else math.nan,
+               "seconds": statistics.mean([r["seconds"] for r in every]) if every else math.nan,
                "test_accs": get("test_acc")}
         for key in ("train_loss", "train_acc", "val_acc", "test_acc"):
             row[key], row[key + "_std"] = _mean_std(get(key))
@@ -98,12 +100,16 @@ def markdown_table(experiment, out="results"):
              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if tta else "")]
     for r in rows:
         if not r["n"]:
-            lines.append(f"| {r['label']} | – | – | – | – | not run | 0 | "
+            lines.append(f"| {r['label']} | – | – | – | – | "
+                         + (f"diverged ({r['diverged']} seeds)" if r["diverged"] else "not run")
+                         + " | 0 | "
                          f"{_pct(r['report'])} | – | – |" + (" – |" if tta else ""))
             continue
         line = (f"| {r['label']} | {', '.join(f'{lr:g}' for lr in r['lr'])} "
                 f"| {r['train_loss']:.3f} | {_pct(r['train_acc'])} | {_pct(r['val_acc'])} "
-                f"| {_pct(r['test_acc'], r['test_acc_std'])} | {r['n']} | {_pct(r['report'])} "
+                f"| {_pct(r['test_acc'], r['test_acc_std'])} | {r['n']}"
+                + (f" (+{r['diverged']} diverged)" if r["diverged"] else "")
+                + f" | {_pct(r['report'])} "
                 f"| {r['verdict']} | {r['seconds']:.0f} |")
         if tta:
             line += f" {_pct(r['flip_tta_mean'], digits=2)} |"
@@ -112,8 +118,21 @@ def markdown_table(experiment, out="results"):
     lines += ["", f"Recipe `{recipe_name}`: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
               + (" (each row: its network's lr from `lr-sweep`)" if experiment != "lr-sweep"
                  and recipe["data"] == "fashion5" else "")
-              + f". Regenerate: `python -m d2l_ext ablate {experiment}`."]
+              + f". Regenerate: `python -m d2l_ext ablate {experiment}` ({cost(experiment, out)})."]
     return "\n".join(lines)
+
+
+def cost(experiment, out="results"):
+    """How long the experiment's runs took, from their records: 'N runs, about X min on
+    K thread(s)' (runs copied from another table count once, where they were trained)."""
+    records = load_results(experiment, out)
+    trained = [r for r in records if r.get("experiment", experiment) == experiment]
+    minutes = sum(r.get("seconds", 0) for r in trained) / 60
+    threads = sorted({r.get("threads") for r in trained if r.get("threads")})
+    shared = len(records) - len(trained)
+    return (f"{len(trained)} runs, about {minutes:.0f} min on {'/'.join(map(str, threads))} "
+            f"thread(s) of a 2-core CPU" + (f"; {shared} more copied from other tables"
+                                            if shared else ""))
 
 
 def differences_table(experiment, out="results", reference=0):
@@ -151,12 +170,17 @@ def lr_sweep_table(out="results"):
             pass
         for lr in LR_GRID:
             r = [x for x in records if network_of(x["config"]) == name and x["config"]["lr"] == lr]
-            cell = (f"{_pct(r[0]['val_acc'])} (loss {r[0]['train_loss']:.2f})" if r else "–")
+            if not r:
+                cell = "–"
+            elif r[0].get("diverged"):
+                cell = f"diverged (epoch {len(r[0]['history']) + 1})"
+            else:
+                cell = f"{_pct(r[0]['val_acc'])} (loss {r[0]['train_loss']:.2f})"
             cells.append(f"**{cell}**" if lr == chosen else cell)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {chosen if chosen else '–'} |")
     return "\n".join(lines) + ("\n\nValidation accuracy after the last epoch (training loss in "
                                "brackets), seed 0. Regenerate: `python -m d2l_ext ablate "
-                               "lr-sweep --seeds 0`.")
+                               f"lr-sweep --seeds 0` ({cost('lr-sweep', out)}).")
 
 
 def plot_experiment(experiment, out="results", axes=None):
@@ -169,7 +193,7 @@ def plot_experiment(experiment, out="results", axes=None):
         _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     loss_ax, acc_ax = axes
     for label, _ in EXPERIMENTS[experiment][1]:
-        mine = [r for r in records if r["label"] == label]
+        mine = [r for r in records if r["label"] == label and not r.get("diverged")]
         if not mine:
             continue
         color = None

@@ -193,3 +193,12 @@ def test_two_processes_share_an_experiment_and_broken_files_are_named(tmp_path):
     path.write_text("")                             # a truncated result file
     with pytest.raises(ValueError, match=f"{path} is not a readable result file .* delete it"):
         E.load_results("x", tmp_path)
+
+
+def test_a_diverging_run_is_recorded_not_a_crash(tiny_experiment, tmp_path, monkeypatch):
+    monkeypatch.setitem(E.EXPERIMENTS, "tiny", ("tiny", [("cnn", dict(model="baseline", lr=1e30))]))
+    [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                              progress="none", log=lambda _: None)
+    record = json.loads(path.read_text())
+    assert "training loss became" in record["diverged"] and record["test_acc"] is None
+    assert "| cnn | – | – | – | – | diverged (1 seeds) | 0 |" in Rs.markdown_table("tiny", tmp_path)
