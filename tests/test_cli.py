@@ -110,3 +110,13 @@ def test_evaluate_on_files_that_are_not_checkpoints_names_the_file(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert run.stderr.strip().startswith(f"error: {tmp_path / 'empty.pt'} is not a readable")
+
+
+def test_a_run_that_diverges_ends_with_one_line(tmp_path, monkeypatch):
+    def diverge(self):
+        raise FloatingPointError(f"training loss became nan in epoch {self.epoch + 1} (lr 5)")
+    monkeypatch.setattr(Trainer, "fit_epoch", diverge)
+    message = fails(["train", "--epochs", "2", "--resize", "16", "--root", "/nonexistent",
+                     "--out", str(tmp_path / "run"), "--lr", "5"])
+    assert message == "error: training loss became nan in epoch 1 (lr 5)"
+    assert not (tmp_path / "run" / "model.pt").exists()
