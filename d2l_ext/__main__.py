@@ -5,12 +5,13 @@ task on the CPU, prints the test accuracy and writes a checkpoint and a PNG of t
 """
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from .data import AUGMENTATIONS
 from .evaluation import TTA
 from .experiments import EXPERIMENTS
-from .models import MODEL_NAMES, REPORT_ARCHS
+from .models import MODELS, REPORT_ARCHS
 from .recipes import RECIPES
 
 #: ``train``'s defaults are the 5-class recipe's.
@@ -27,8 +28,13 @@ EPILOG = """examples:
 """
 
 
-def _dropout(values):
-    return tuple(float(v) for v in values)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None (an option whose default its help text says in words)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser():
@@ -37,18 +43,21 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one model and save it",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=_HelpFormatter,
                        description="Train one model, print its test accuracy, save a "
                                    "checkpoint (model.pt) and the curves (curves.png) in --out.")
     t.add_argument("--data", default="fashion5", metavar="PATH",
                    help="'fashion5' (the 5-class task), 'fashion' (all 10 classes) "
                         "or a folder of images: PATH/<class>/*.png, or PATH/train + PATH/val")
-    t.add_argument("--model", default="resnext", choices=MODEL_NAMES,
-                   help="the report's ResNeXt, d2l's ResNet-18 or the LeNet-style baseline")
-    t.add_argument("--stages", type=int, default=3, choices=sorted(REPORT_ARCHS),
-                   help="ResNeXt stages: the report's 3, or 4 or 5")
-    t.add_argument("--dropout", type=float, nargs=2, default=(0.2, 0.4), metavar=("P1", "P2"),
-                   help="rates of each stage's two dropout layers")
+    t.add_argument("--model", default="resnext", choices=list(MODELS),
+                   help="; ".join(f"{name}: {entry.help}" for name, entry in MODELS.items()))
+    # None by default, so that giving them to a model without these settings is an error.
+    t.add_argument("--stages", type=int, default=None, choices=sorted(REPORT_ARCHS),
+                   help=f"ResNeXt stages: the report's 3, or 4 or 5 (resnext only; default: "
+                        f"{MODELS['resnext'].settings['stages']})")
+    t.add_argument("--dropout", type=float, nargs=2, default=None, metavar=("P1", "P2"),
+                   help=f"rates in [0, 1) of each stage's two dropout layers (resnext only; "
+                        f"default: {' '.join(map(str, MODELS['resnext'].settings['dropout']))})")
     t.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="training epochs")
     t.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per SGD step")
     t.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="SGD learning rate")
@@ -71,11 +80,15 @@ def build_parser():
     t.add_argument("--seed", type=int, default=0, help="seeds initialization and shuffling")
     t.add_argument("--root", default="data", help="where Fashion-MNIST is looked for/downloaded")
     t.add_argument("--out", default="runs/train", help="folder for model.pt and curves.png")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace a model.pt already in --out (without it, train refuses to "
+                        "start, so no run ever replaces a trained model by accident)")
 
     a = sub.add_parser("ablate", help="run the report's experiments (resumable)",
                        description="Train each configuration x seed of an experiment; one "
                                    "JSON file per run under --out/<experiment>/. Runs whose "
-                                   "file exists are skipped, so an interrupted call resumes.")
+                                   "file exists (and reads) are skipped, so an interrupted "
+                                   "call resumes.")
     a.add_argument("experiments", nargs="+",
                    choices=list(EXPERIMENTS))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -89,7 +102,7 @@ def build_parser():
                         "the runs still to do would take on this machine")
 
     e = sub.add_parser("evaluate", help="test accuracy of a saved model",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=_HelpFormatter,
                        description="Load a checkpoint written by train (or Trainer(checkpoint=...)) "
                                    "and print its accuracy on the test images of --data.")
     e.add_argument("checkpoint", help="a model.pt")
@@ -121,16 +134,63 @@ def _make_data(name, batch_size, resize, root, augment=False, seed=0):
         sys.exit(f"error: {e}")
 
 
+def _check_device(device):
+    """The --device value as torch.device, or the program ends with one line saying why."""
+    from .training import resolve_device
+    try:
+        return resolve_device(device)
+    except ValueError as e:
+        sys.exit(f"error: --device: {e}")
+
+
+def _check_out(out, overwrite):
+    """--out: a writable folder without a model.pt (unless --overwrite), or one line why."""
+    model_path = out / "model.pt"
+    if model_path.exists() and not overwrite:
+        sys.exit(f"error: {model_path} already exists; pass --overwrite to replace it, or "
+                 f"choose another --out (a trained model is never replaced by accident)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        sys.exit(f"error: --out {out} is not a writable folder "
+                 f"({e.strerror or type(e).__name__}); choose another --out")
+    return model_path
+
+
+def _model_config(args):
+    """{"model": ..., settings given}: a setting the model does not have is an error."""
+    entry = MODELS[args.model]
+    config = {"model": args.model}
+    for name, value in (("stages", args.stages), ("dropout", args.dropout)):
+        if value is None:
+            continue
+        if name not in entry.settings:
+            sys.exit(f"error: --{name} does not apply to --model {args.model} ({entry.help} has "
+                     f"no {name} setting; only resnext has)")
+        config[name] = tuple(value) if name == "dropout" else value
+    if "dropout" in config and not all(0 <= p < 1 for p in config["dropout"]):
+        sys.exit(f"error: --dropout rates must be in [0, 1), got "
+                 f"{' '.join(f'{p:g}' for p in config['dropout'])}")
+    return config
+
+
 def cmd_train(args):
     from .recipes import build_run
     from .plotting import plot_history, save_figure
 
+    # Every check that needs no data comes first: a mistake costs a second, not a data load.
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         sys.exit("error: --epochs and --batch-size must be positive, --lr greater than 0")
     if args.warmup is None:
         args.warmup = min(DEFAULTS["warmup"], args.epochs - 1)
     if not 0 <= args.warmup < args.epochs:
         sys.exit(f"error: --warmup must be in [0, --epochs), got {args.warmup}")
+    config = _model_config(args)
+    device = _check_device(args.device)
+    out = Path(args.out)
+    model_path = _check_out(out, args.overwrite)
     data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment, args.seed)
     test_size = len(data.test) if data.test is not None else 0
     print(f"data: {args.data}: {len(data.train)} training, {len(data.val)} validation and "
@@ -140,14 +200,17 @@ def cmd_train(args):
                   momentum=args.momentum, weight_decay=args.weight_decay, warmup=args.warmup,
                   schedule=None if args.schedule == "none" else args.schedule,
                   amp="bf16" if args.bf16 else True)
-    config = dict(model=args.model, stages=args.stages, dropout=args.dropout)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _, model, trainer = build_run(recipe, config, data, device=args.device, seed=args.seed,
-                                  checkpoint=out / "model.pt")
+    _, model, trainer = build_run(recipe, config, data, device=device, seed=args.seed,
+                                  checkpoint=model_path)
     print(f"model: {args.model}, device: {trainer.device}"
           + (", bf16 autocast" if trainer.bf16 else "") + f", {args.epochs} epochs", flush=True)
-    trainer.fit(model, data)
+    from .training import BatchTooSmallError
+    try:
+        trainer.fit(model, data)
+    except (FloatingPointError, BatchTooSmallError) as e:   # diverged; a batch of one
+        kept = (f"; {model_path} holds the {len(trainer.history)} finished epoch(s)"
+                if trainer.history else "")
+        sys.exit(f"error: {e}{kept}")
     seconds = sum(h["seconds"] for h in trainer.history)
     if data.test is not None and not trainer.interrupted:
         print(f"test accuracy: {trainer.test(model, data)['test_acc']:.4f} ({test_size} images, "
@@ -155,18 +218,19 @@ def cmd_train(args):
     if trainer.history:
         ax = plot_history(trainer.history, title=f"{args.model} on {args.data}")
         save_figure(ax[0].figure, out / "curves.png")
-        print(f"wrote {out / 'model.pt'} and {out / 'curves.png'}")
+        print(f"wrote {model_path} and {out / 'curves.png'}")
     return 130 if trainer.interrupted else 0
 
 
 def cmd_evaluate(args):
     from .evaluation import accuracy
-    from .training import load_checkpoint, model_from_checkpoint, resolve_device
+    from .training import load_checkpoint, model_from_checkpoint
+    device = _check_device(args.device)
     try:
         ckpt = load_checkpoint(args.checkpoint)
         model = model_from_checkpoint(args.checkpoint, ckpt=ckpt)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {str(e).splitlines()[0]}")
     resize = args.resize or ckpt.get("input_size")     # an int or [height, width]
     if resize is None:
         sys.exit(f"error: {args.checkpoint} does not record the input size it was trained at; "
@@ -178,7 +242,7 @@ def cmd_evaluate(args):
         sys.exit(f"error: {args.checkpoint} was trained on {len(ckpt['class_names'])} classes "
                  f"({', '.join(ckpt['class_names'])}), --data {args.data} has "
                  f"{data.num_classes} ({', '.join(data.classes)})")
-    model.to(resolve_device(args.device))
+    model.to(device)
     split, loader = (("test", data.test_dataloader()) if data.test is not None
                      else ("validation", data.val_dataloader()))
     size = "x".join(map(str, data.train.images.shape[-2:]))
@@ -191,6 +255,7 @@ def cmd_evaluate(args):
 
 def cmd_ablate(args):
     from .experiments import estimate_experiment, run_experiment
+    _check_device(args.device)
     try:
         for name in args.experiments:
             (estimate_experiment if args.estimate else run_experiment)(
@@ -198,9 +263,8 @@ def cmd_ablate(args):
                 epochs=args.epochs)
     except KeyboardInterrupt:
         print("\ninterrupted" + ("" if args.estimate else
-              ": finished runs are kept; the run in progress is checkpointed (its finished "
-              "epochs and its weights as they are now); run the same command to go on with "
-              "the epoch it was in"))
+              ": finished runs are kept; the run in progress has its finished epochs in its "
+              "checkpoint; run the same command to go on after the last of them"))
         return 130
     return 0
 

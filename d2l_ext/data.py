@@ -8,7 +8,9 @@ normalized a whole batch at a time, so an epoch costs memory copies, not Python 
 import copy
 import gzip
 import math
+import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -126,8 +128,27 @@ def random_erase(X, generator=None, p=0.5, area=(0.02, 0.4), ratio=(0.3, 3.3)):
     return X.masked_fill(box.unsqueeze(1), 0.0)
 
 
+def batch_bounds(n, batch_size, merge_single=False):
+    """(start, end) of each batch over ``n`` items. ``merge_single``: a last batch of one
+    item joins the batch before it (``batch_size + 1`` items) instead of standing alone.
+
+    Why: a training step on one image breaks batch norm wherever a feature map is 1x1
+    (one value per channel: no variance to normalize by; PyTorch raises), which the 3-stage
+    net reaches at 16x16 inputs and the 5-stage net at 32x32; on larger maps it is merely
+    a noisy step. 501 images at batch 100 thus give four batches of 100 and one of 101.
+    Only training loaders merge; evaluation (eval mode) handles a batch of one.
+    """
+    starts = list(range(0, n, batch_size))
+    if merge_single and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n]))
+
+
 class BatchLoader:
-    """A DataLoader-like iterable over a TensorImages: seeded shuffling, whole-batch indexing."""
+    """A DataLoader-like iterable over a TensorImages: seeded shuffling, whole-batch indexing.
+
+    With ``shuffle`` (training), a last batch of one image is merged into the batch before
+    it (see ``batch_bounds``)."""
 
     def __init__(self, dataset, batch_size, shuffle, seed=None):
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
@@ -135,13 +156,13 @@ class BatchLoader:
         self.generator.manual_seed(0 if seed is None else seed)
 
     def __len__(self):
-        return -(-len(self.dataset) // self.batch_size)
+        return len(batch_bounds(len(self.dataset), self.batch_size, self.shuffle))
 
     def __iter__(self):
         n = len(self.dataset)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for i in range(0, n, self.batch_size):
-            yield self.dataset.batch(order[i:i + self.batch_size], self.generator)
+        for start, end in batch_bounds(n, self.batch_size, self.shuffle):
+            yield self.dataset.batch(order[start:end], self.generator)
 
 
 class TensorDataModule(d2l.DataModule):
@@ -197,15 +218,25 @@ class TensorDataModule(d2l.DataModule):
 
 
 def read_idx(path):
-    """Read one (optionally gzipped) idx file into a uint8 tensor."""
+    """Read one (optionally gzipped) idx file into a uint8 tensor.
+
+    A file that cannot be read whole (a truncated or corrupt gzip stream, a header that
+    promises more bytes than the file has) is a ``ValueError`` naming it."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if data[:2] != b"\x00\x00" or data[2] != 0x08:
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as e:    # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e})") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise ValueError(f"{path} is not an idx file of unsigned bytes")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    offset = 4 + 4 * ndim
+    if len(data) != offset + math.prod(dims):
+        raise ValueError(f"{path} is truncated or corrupt: its header says {dims} "
+                         f"({offset + math.prod(dims)} bytes), the file has {len(data)} bytes")
+    array = np.frombuffer(data, dtype=np.uint8, offset=offset)
     return torch.from_numpy(array.reshape(dims).copy())
 
 
@@ -216,18 +247,35 @@ def _find_idx(folder, stem):
     return None
 
 
+def _read_pair(files):
+    """Images (N, 1, 28, 28) and labels from an images file and a labels file."""
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise ValueError(f"{files[0]} ({tuple(images.shape)}) and {files[1]} "
+                         f"({tuple(labels.shape)}) do not fit together: one image per label")
+    return images.unsqueeze(1), labels
+
+
 def load_fashion_mnist(root, train, download=True):
     """Images (N, 1, 28, 28) uint8 and labels, and where they came from.
 
     Looks in order: torchvision's layout under ``root`` (``root/FashionMNIST/raw``), the
-    Debian package's copy, then a download through torchvision into ``root``.
+    Debian package's copy, then a download through torchvision into ``root``. A copy that
+    is there but broken (a truncated or corrupt file) is skipped with a warning naming the
+    file, and the next source is tried; when none is left, the error names it too.
     """
     stems = _FILES[train]
     places = [Path(root) / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST]
+    broken = []
     for folder in places:
         files = [_find_idx(folder, s) for s in stems]
         if all(files):
-            return read_idx(files[0]).unsqueeze(1), read_idx(files[1]), str(folder)
+            try:
+                return (*_read_pair(files), str(folder))
+            except ValueError as e:
+                broken.append(str(e))
+                warnings.warn(f"Fashion-MNIST: {e}; trying the next source (delete or replace "
+                              f"the broken file to silence this)", stacklevel=2)
     problem = "download=False"
     if download:
         import torchvision
@@ -236,11 +284,14 @@ def load_fashion_mnist(root, train, download=True):
             return ds.data.unsqueeze(1).clone(), ds.targets.clone(), str(places[0])
         except Exception as e:  # no network, a proxy, a full disk: all end up here
             problem = f"{type(e).__name__}: {e}"
+    unreadable = "".join(f"\n  broken: {b}" for b in broken)
     raise FileNotFoundError(
-        f"Fashion-MNIST not found. Tried, in order:\n"
+        f"Fashion-MNIST not found{' whole' if broken else ''}. Tried, in order:\n"
         f"  1. torchvision's layout under root: {places[0]}/{{{','.join(stems)}}}[.gz]\n"
         f"  2. Debian's copy: {DEBIAN_FASHION_MNIST} (sudo apt-get install dataset-fashion-mnist)\n"
-        f"  3. a download through torchvision into {root} ({problem})")
+        f"  3. a download through torchvision into {root} ({problem})"
+        + unreadable + ("\n  delete the broken file(s) (a fresh download replaces them) or "
+                        "reinstall the Debian package" if broken else ""))
 
 
 class FashionMNIST(TensorDataModule):
@@ -341,19 +392,108 @@ class FashionMNIST5(FashionMNIST):
                          seed=seed, download=download)
 
 
+def image_extensions():
+    """File name endings of every format Pillow can open (GIF, TIFF, WebP, ... included),
+    lower case: what ``ImageFolderData`` reads. torchvision's ``ImageFolder`` default list
+    has nine and skips, among others, ``.gif``."""
+    from PIL import Image
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def find_images(folder):
+    """The class folders of ``folder`` and their image files, as ``ImageFolder`` finds them
+    (classes sorted, files in sorted folder order), with three differences:
+
+    * every format Pillow opens is taken (``image_extensions``); other files (say, notes)
+      are returned in ``skipped`` for a warning, never silently dropped; hidden files and
+      folders (``.DS_Store``, ``.ipynb_checkpoints``) are ignored;
+    * symlinked folders are followed once: a folder already read (by real path) is not read
+      again, so a link back up the tree is no loop;
+    * the same file (by real path) reached twice in one class counts once; in two classes
+      it is a ``ValueError`` naming both paths.
+
+    Returns ``(classes, samples, skipped)``, ``samples`` a list of ``(path, class index,
+    real path)``.
+    """
+    folder = Path(folder)
+    extensions = image_extensions()
+    classes = sorted(e.name for e in os.scandir(folder)
+                     if e.is_dir() and not e.name.startswith("."))
+    samples, skipped, owner = [], [], {}
+    for index, name in enumerate(classes):
+        visited, found, stack = set(), [], [os.path.join(str(folder), name)]
+        while stack:
+            directory = stack.pop()
+            real = os.path.realpath(directory)
+            if real in visited:         # a symlink back into a folder already read
+                continue
+            visited.add(real)
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as e:
+                raise ValueError(f"cannot read folder {directory}: {e.strerror}") from None
+            files = []
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir():          # follows symlinks, once (visited)
+                    stack.append(e.path)
+                else:                   # a dangling link too: decoding will name it
+                    files.append(e.name)
+            found.append((directory, files))
+        for directory, files in sorted(found):
+            for fname in sorted(files):
+                path = os.path.join(directory, fname)
+                if os.path.splitext(fname)[1].lower() not in extensions:
+                    skipped.append(path)
+                    continue
+                real = os.path.realpath(path)
+                if real in owner:
+                    other_path, other_index = owner[real]
+                    if other_index == index:
+                        continue        # the same file twice in one class: once
+                    raise ValueError(f"the same image file is in two classes of {folder}: "
+                                     f"{other_path} and {path} (both are {real}); an image "
+                                     f"has one label: remove one (check symlinks)")
+                owner[real] = (path, index)
+                samples.append((path, index, real))
+    return classes, samples, skipped
+
+
+def _scaled_to_8_bits(image):
+    """A 16-bit (``I;16*``), 32-bit integer (``I``) or float (``F``) gray image as 8-bit
+    ``L``, its own lowest to highest value stretched onto 0-255. Pillow's ``convert("L")``
+    clips at 255 instead, which turns a 16-bit image near-white and a 12-bit one white."""
+    from PIL import Image
+    if not (image.mode.startswith("I;16") or image.mode in ("I", "F")):
+        return image
+    a = np.asarray(image).astype(np.float64)
+    finite = a[np.isfinite(a)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    a = np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo)
+    a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(a.round(), 0, 255).astype(np.uint8), "L")
+
+
 class ImageFolderData(TensorDataModule):
     """A student's own images: ``root/<class>/*.jpg``, or ``root/train`` (+ ``val``) (+ ``test``).
 
-    Uses torchvision's ``ImageFolder`` to find classes and files. Splits: a ``train/``
-    folder (or ``root`` itself when there is none) gives ``train``; ``val/`` gives ``val``,
-    and without it a seeded, stratified ``val_fraction`` of each training class is held
-    out; ``test/`` gives ``test``, read once at the end of a run (without it there is no
-    test set, and results are validation numbers). Every image is decoded once,
-    converted to RGB (``channels=3``) or grayscale (``channels=1``) and resized to
-    ``resize``. Errors name the path: a missing root, no class folders, a class without
-    images, an image that cannot be decoded (this fails rather than skips, so a broken
-    data set is noticed, not silently shrunk), an image smaller than ``min_size`` pixels
-    on a side. Normalization uses the training images' own mean/std.
+    Classes and files are found as torchvision's ``ImageFolder`` finds them, but every
+    format Pillow opens is read (GIF included) and symlinked folders are followed once
+    (``find_images``). Splits: a ``train/`` folder (or ``root`` itself when there is none)
+    gives ``train``; ``val/`` gives ``val``, and without it a seeded, stratified
+    ``val_fraction`` of each training class is held out; ``test/`` gives ``test``, read
+    once at the end of a run (without it there is no test set, and results are validation
+    numbers). Every image is decoded once, converted to RGB (``channels=3``) or grayscale
+    (``channels=1``) and resized to ``resize``; 16-bit images are scaled by their own range
+    (``_scaled_to_8_bits``). Errors name the path: a missing root, no class folders, a
+    class without images (in any split), a ``val/`` or ``test/`` folder beside class
+    folders but no ``train/``, an image that cannot be decoded (this fails rather than
+    skips, so a broken data set is noticed, not silently shrunk), an image smaller than
+    ``min_size`` pixels on a side, the same file (by real path) in two classes or two
+    splits. Files that are not images by their name are skipped with a warning naming them.
+    Normalization uses the training images' own mean/std.
     """
 
     def __init__(self, root, batch_size=32, resize=(64, 64), channels=3, val_fraction=0.2,
@@ -367,8 +507,15 @@ class ImageFolderData(TensorDataModule):
         if not root.is_dir():
             raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
         train_dir = root / "train" if (root / "train").is_dir() else root
+        if train_dir == root:
+            stray = [n for n in ("val", "test") if (root / n).is_dir()]
+            if stray:
+                raise ValueError(f"{root} has a {'/ and '.join(stray)}/ folder but no train/ "
+                                 f"folder: put the training images in {root / 'train'}/<class>/ "
+                                 f"(or rename {root / stray[0]} if it is a class)")
         val_dir, test_dir = ((root / n if train_dir != root and (root / n).is_dir() else None)
                              for n in ("val", "test"))
+        self._real_paths = {}
         train_imgs, train_y, self.classes = self._read_folder(train_dir)
         if val_dir is not None:
             val_imgs, val_y = self._read_matching(val_dir, train_dir)
@@ -377,6 +524,9 @@ class ImageFolderData(TensorDataModule):
             if not 0 < val_fraction < 1:
                 raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
             train_idx, val_idx = _stratified_split(train_y, val_fraction, seed)
+            if len(val_idx) == 0:   # evaluating on nothing would report accuracy nan
+                raise ValueError(f"no validation images: every class in {train_dir} has one "
+                                 f"image; add images, or a {root / 'val'}/ folder")
             val_imgs, val_y = train_imgs[val_idx], train_y[val_idx]
             train_imgs, train_y = train_imgs[train_idx], train_y[train_idx]
             how = f"{val_fraction:.0%} of {train_dir.name}/ held out (seed {seed})"
@@ -388,36 +538,70 @@ class ImageFolderData(TensorDataModule):
         self.val = TensorImages(val_imgs, val_y, mean, std)
         if test_dir is not None:
             self.test = TensorImages(*self._read_matching(test_dir, train_dir), mean, std)
+        self._check_disjoint()
+        del self._real_paths
 
     def _read_matching(self, folder, train_dir):
-        images, labels, classes = self._read_folder(folder)
-        if classes != self.classes:
-            raise ValueError(f"{train_dir} has classes {self.classes} but {folder} has "
-                             f"{classes}; they must match")
+        images, labels, _ = self._read_folder(folder, expected=(self.classes, train_dir))
         return images, labels
 
-    def _read_folder(self, folder):
-        import torchvision
+    def _check_disjoint(self):
+        """No file (by real path) in two of the train/val/test folders: an image that is
+        both learned from and tested on makes the accuracy a memory test."""
+        owner = {}
+        for folder, reals in self._real_paths.items():
+            for path, real in reals:
+                if real in owner and owner[real][0] != folder:
+                    dupes = [(owner[r][1], p) for p, r in reals if r in owner
+                             and owner[r][0] != folder]
+                    listed = "; ".join(f"{a} and {b}" for a, b in dupes[:3])
+                    more = f" and {len(dupes) - 3} more" if len(dupes) > 3 else ""
+                    raise ValueError(f"{len(dupes)} image file(s) are in two splits "
+                                     f"({owner[real][0]} and {folder}): {listed}{more}; each "
+                                     f"image must be in one of train/, val/, test/ "
+                                     f"(check symlinks)")
+            for path, real in reals:
+                owner.setdefault(real, (folder, path))
+
+    def _read_folder(self, folder, expected=None):
+        """Images, labels and classes of one split's folder; ``expected``: (the classes,
+        the folder they come from) that a val/ or test/ folder must have."""
         try:
-            found = torchvision.datasets.ImageFolder(str(folder), allow_empty=True)
+            classes, samples, skipped = find_images(folder)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"no class folders with images in {folder}: expected "
                                     f"{folder}/<class name>/<image files> ({e})") from None
-        if not found.classes:
+        if not classes:
             raise FileNotFoundError(f"no class folders in {folder}: expected "
                                     f"{folder}/<class name>/<image files>")
-        counts = np.bincount(found.targets, minlength=len(found.classes))
-        empty = [c for c, n in zip(found.classes, counts) if n == 0]
+        if skipped:
+            warnings.warn(f"{len(skipped)} file(s) in {folder} skipped, not images by their "
+                          f"name: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}",
+                          stacklevel=3)
+        if expected is not None and classes != expected[0]:
+            missing = [c for c in expected[0] if c not in classes]
+            extra = [c for c in classes if c not in expected[0]]
+            raise ValueError(
+                f"{folder} must have the class folders of {expected[1]}: "
+                + "; ".join(([f"no images of class(es) {', '.join(missing)} (expected "
+                              f"{', '.join(str(Path(folder) / c) for c in missing)})"]
+                             if missing else [])
+                            + ([f"class(es) {', '.join(extra)} not in {expected[1]}"]
+                               if extra else [])))
+        targets = [label for _, label, _ in samples]
+        counts = np.bincount(targets, minlength=len(classes))
+        empty = [c for c, n in zip(classes, counts) if n == 0]
         if empty:
             raise ValueError(f"class folder(s) without images in {folder}: "
                              f"{', '.join(str(Path(folder) / c) for c in empty)}")
-        if len(found.classes) < 2:
-            raise ValueError(f"{folder} has one class folder ({found.classes[0]}); need 2 or more")
+        if len(classes) < 2:
+            raise ValueError(f"{folder} has one class folder ({classes[0]}); need 2 or more")
+        self._real_paths[str(folder)] = [(path, real) for path, _, real in samples]
         size = _size_pair(self.resize)
-        images = torch.empty((len(found.samples), self.channels, *size), dtype=torch.uint8)
-        for i, (path, _) in enumerate(found.samples):
+        images = torch.empty((len(samples), self.channels, *size), dtype=torch.uint8)
+        for i, (path, _, _) in enumerate(samples):
             images[i] = decode_image(path, self.channels, size, self.min_size)
-        return images, torch.tensor(found.targets), list(found.classes)
+        return images, torch.tensor(targets), list(classes)
 
 
 def decode_image(image, channels, size, min_size=1):
@@ -443,6 +627,7 @@ def decode_image(image, channels, size, min_size=1):
         raise ValueError(f"image {path} is {image.size[0]}x{image.size[1]} pixels, "
                          f"smaller than min_size={min_size}")
     h, w = size
+    image = _scaled_to_8_bits(image)    # 16-bit gray: by its range, not clipped to white
     image = image.convert("RGB" if channels == 3 else "L").resize((w, h), Image.BILINEAR)
     array = np.asarray(image, dtype=np.uint8).reshape(h, w, -1)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)

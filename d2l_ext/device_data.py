@@ -35,7 +35,7 @@ import weakref
 import torch
 from torch.nn import functional as F
 
-from .data import AUGMENTATIONS
+from .data import AUGMENTATIONS, batch_bounds
 
 __all__ = ["DeviceBatchLoader", "device_loader", "to_device", "crop_flip_params",
            "crop_flip_gather", "erase_mask"]
@@ -175,7 +175,7 @@ class DeviceBatchLoader:
         self.generator.manual_seed(0 if seed is None else seed)
 
     def __len__(self):
-        return -(-len(self.labels) // self.batch_size)
+        return len(batch_bounds(len(self.labels), self.batch_size, self.shuffle))
 
     def __iter__(self):
         n = len(self.labels)
@@ -183,8 +183,9 @@ class DeviceBatchLoader:
             order = torch.randperm(n, generator=self.generator, device=self.device)
         else:
             order = torch.arange(n, device=self.device)
-        for i in range(0, n, self.batch_size):
-            yield self.batch(order[i:i + self.batch_size])
+        # As BatchLoader: when shuffling, a last batch of one image joins the one before it.
+        for start, end in batch_bounds(n, self.batch_size, self.shuffle):
+            yield self.batch(order[start:end])
 
     def batch(self, idx):
         """Images and labels ``idx`` (a tensor on the device), augmented and normalized."""

@@ -3,6 +3,7 @@
 Every function takes the model and a loader (or images) and runs in eval mode without
 gradients on the model's own device, so the numbers match ``Trainer.evaluate``.
 """
+import contextlib
 from pathlib import Path
 
 import torch
@@ -25,23 +26,45 @@ def _device(model):
 TTA = (None, "flip")
 
 
+def _runner(model):
+    """(prepare a batch, an autocast context) for evaluating ``model``: its Trainer's, when
+    it was trained by one on the device it is on now (same device, memory format and
+    precision as the Trainer's own validation), else a plain copy to the model's device."""
+    device = _device(model)
+    trainer = getattr(model, "trainer", None)
+    if (trainer is not None and hasattr(trainer, "prepare_batch")
+            and hasattr(trainer, "_autocast") and getattr(trainer, "device", None) == device):
+        return trainer.prepare_batch, trainer._autocast
+    return (lambda batch: (batch[0].to(device), batch[1].to(device))), contextlib.nullcontext
+
+
 @torch.no_grad()
-def predictions(model, loader, tta=None):
-    """(inputs, labels, predicted labels, probabilities) over the whole loader, on the CPU."""
+def predictions(model, loader, tta=None, keep_inputs=False):
+    """(inputs, labels, predicted labels, probabilities) over the whole loader, on the CPU.
+
+    ``inputs`` is None unless ``keep_inputs=True`` (a copy of every image costs memory and
+    only a gallery of mistakes needs it). A model trained by a ``Trainer`` is evaluated
+    with that Trainer's batch preparation and autocast (bf16 where it trained in bf16).
+    """
     if tta not in TTA:
         raise ValueError(f"tta must be one of {TTA}, got {tta!r}")
     model.eval()
-    device = _device(model)
+    prepare, autocast = _runner(model)
     xs, ys, probs = [], [], []
-    for X, y in loader:
-        X_dev = X.to(device)
-        p = F.softmax(model(X_dev).float(), dim=1)
-        if tta == "flip":
-            p = (p + F.softmax(model(X_dev.flip(-1)).float(), dim=1)) / 2
+    for batch in loader:
+        X_dev, y_dev = prepare(batch)
+        with autocast():
+            p = F.softmax(model(X_dev).float(), dim=1)
+            if tta == "flip":
+                p = (p + F.softmax(model(X_dev.flip(-1)).float(), dim=1)) / 2
         probs.append(p.cpu())
-        xs.append(X); ys.append(y)
+        ys.append(y_dev.cpu())
+        if keep_inputs:
+            xs.append(batch[0].cpu())
+    if not probs:
+        raise ValueError("the loader yielded no batches: nothing to evaluate")
     probs = torch.cat(probs)
-    return torch.cat(xs), torch.cat(ys), probs.argmax(1), probs
+    return (torch.cat(xs) if keep_inputs else None), torch.cat(ys), probs.argmax(1), probs
 
 
 def accuracy(model, loader, tta=None):
@@ -84,7 +107,7 @@ def plot_confusion_matrix(confusion, class_names, normalize=True, ax=None):
 
 def show_mistakes(model, data, max_images=16, ncols=8):
     """A gallery of misclassified validation images titled 'true -> predicted (p)'."""
-    X, y, pred, probs = predictions(model, data.val_dataloader())
+    X, y, pred, probs = predictions(model, data.val_dataloader(), keep_inputs=True)
     wrong = (pred != y).nonzero().flatten()
     wrong = wrong[probs[wrong, pred[wrong]].argsort(descending=True)][:max_images]
     titles = [f"{data.classes[y[i]]}\n-> {data.classes[pred[i]]} ({probs[i, pred[i]]:.2f})"

@@ -208,6 +208,15 @@ def _claim(path):
     return None
 
 
+def _readable_record(path):
+    """Whether ``path`` holds a whole run record (a JSON object with its test accuracy)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(record, dict) and "test_acc" in record
+
+
 def _write_json(path, record):
     """A run is either complete on disk or absent: write a temporary file, then rename."""
     tmp = path.with_name(path.name + ".tmp")
@@ -230,8 +239,13 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
         for seed in seeds:
             path = _result_path(out, folder, label, seed)
             if path.exists():
-                log(f"[{experiment}] {label} seed {seed}: done already ({path})")
-                continue
+                if _readable_record(path):
+                    log(f"[{experiment}] {label} seed {seed}: done already ({path})")
+                    continue
+                # Empty or cut short (a full disk, a copy): not a result. Redo the run; its
+                # new file replaces this one.
+                log(f"[{experiment}] {label} seed {seed}: warning: {path} is empty or not a "
+                    f"readable result file; training this run again")
             twin = _same_run_elsewhere(out, config, recipe, seed)
             if twin is not None:    # same model, recipe and seed: one run serves both tables
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,6 +368,8 @@ def _same_run_elsewhere(out, config, recipe, seed):
             record = json.loads(p.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue        # load_results names it when its own experiment is read
+        if not isinstance(record, dict) or not {"config", "recipe", "seed"} <= record.keys():
+            continue        # not a whole run record: not a twin
         if (record["config"], record["recipe"], record["seed"]) == (config, recipe, seed):
             return record
     return None

@@ -15,7 +15,7 @@ from torch.nn.parameter import is_lazy
 from d2l import torch as d2l
 
 __all__ = ["ResNeXtBlock", "ResNeXt", "ResNeXt18", "ResNet18", "BaselineCNN",
-           "REPORT_ARCHS", "count_parameters"]
+           "REPORT_ARCHS", "MODELS", "build_model", "materialize", "count_parameters"]
 
 #: The three architectures of the report's stage-count table (3, 4 and 5 stages).
 REPORT_ARCHS = {
@@ -122,19 +122,31 @@ class LazyClassifier(d2l.Classifier):
     def forward(self, X):
         self._check_input(X)
         if not getattr(self, "_materialized", False):
-            self._materialize(X)
+            materialize(self, X)
         return self.net(X)
 
-    def _materialize(self, X):
-        if any(is_lazy(p) for p in self.parameters()):
-            was_training = self.training
-            self.eval()
-            with torch.no_grad():
-                self.net(X[:1])
-            self.train(was_training)
-            if self.init is not None:
-                self.net.apply(self.init)
-        self._materialized = True
+
+def materialize(model, X):
+    """Give every lazy layer of ``model`` its size from the batch ``X``: the one place this
+    happens (the first forward pass of a ``LazyClassifier`` and ``Trainer.prepare_model``
+    both call it).
+
+    A no-grad dry run on one image in eval mode (batch norm statistics untouched), then,
+    for a ``LazyClassifier``, its ``init`` applied to ``model.net``. A model with nothing
+    lazy (say, weights from ``load_state_dict``) is left as it is, never re-initialized.
+    """
+    if any(is_lazy(p) for p in model.parameters()):
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            # A LazyClassifier's own forward would come back here: run its layers directly.
+            (model.net if isinstance(model, LazyClassifier) else model)(X[:1])
+        model.train(was_training)
+        if isinstance(model, LazyClassifier) and model.init is not None:
+            model.net.apply(model.init)
+    if isinstance(model, LazyClassifier):
+        model._materialized = True
+    return model
 
 
 class ResNeXt(LazyClassifier):
@@ -274,23 +286,59 @@ class BaselineCNN(LazyClassifier):
             nn.LazyLinear(num_classes))
 
 
-#: Classes a checkpoint can name; each is rebuilt from its saved hparams.
-CHECKPOINT_CLASSES = {"ResNeXt": ResNeXt, "ResNet18": ResNet18, "BaselineCNN": BaselineCNN}
+class ModelEntry:
+    """One model of the registry: its class, how to build it, the settings that apply."""
 
-#: Model names accepted by ``build_model``, the command line and the experiment configs.
-MODEL_NAMES = ("resnext", "resnet18", "baseline")
+    def __init__(self, cls, settings, make, help):
+        self.cls, self.settings, self.make, self.help = cls, dict(settings), make, help
+
+    def build(self, num_classes, lr, **settings):
+        """The model, with ``settings`` (a subset of ``self.settings``) over the defaults."""
+        return self.make(num_classes=num_classes, lr=lr, **dict(self.settings, **settings))
 
 
-def build_model(name="resnext", num_classes=5, lr=0.1, stages=3, dropout=(0.2, 0.4),
-                dropout_placement="code"):
-    """One of the report's three models by name; ``stages``/``dropout`` apply to ResNeXt."""
-    if name == "resnext":
-        if stages not in REPORT_ARCHS:
-            raise ValueError(f"stages must be one of {sorted(REPORT_ARCHS)}, got {stages!r}")
-        return ResNeXt(REPORT_ARCHS[stages], lr=lr, num_classes=num_classes, dropout=dropout,
-                       dropout_placement=dropout_placement)
-    if name == "resnet18":
-        return ResNet18(lr=lr, num_classes=num_classes)
-    if name == "baseline":
-        return BaselineCNN(lr=lr, num_classes=num_classes)
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+def _resnext(num_classes, lr, stages, dropout, dropout_placement):
+    if stages not in REPORT_ARCHS:
+        raise ValueError(f"stages must be one of {sorted(REPORT_ARCHS)}, got {stages!r}")
+    return ResNeXt(REPORT_ARCHS[stages], lr=lr, num_classes=num_classes, dropout=dropout,
+                   dropout_placement=dropout_placement)
+
+
+#: The one model registry: name (as the command line, the experiment configs and
+#: ``build_model`` spell it) -> class (what a checkpoint names), the settings beyond
+#: ``num_classes`` and ``lr`` that apply to it with their defaults, and how it is built.
+MODELS = {
+    "resnext": ModelEntry(ResNeXt, dict(stages=3, dropout=(0.2, 0.4), dropout_placement="code"),
+                          _resnext, "the report's ResNeXt"),
+    "resnet18": ModelEntry(ResNet18, {}, ResNet18, "d2l's ResNet-18"),
+    "baseline": ModelEntry(BaselineCNN, {}, BaselineCNN, "the LeNet-style baseline"),
+}
+
+
+def model_class(class_name):
+    """The registered class a checkpoint's ``model_class`` names, or None."""
+    return next((e.cls for e in MODELS.values() if e.cls.__name__ == class_name), None)
+
+
+def registered_class_name(model):
+    """The name of the registered class ``model`` is (or derives from), as checkpoints
+    record it (a ``ResNeXt18`` is saved as ``ResNeXt``, rebuilt from its hparams)."""
+    names = {e.cls.__name__ for e in MODELS.values()}
+    return next((c.__name__ for c in type(model).__mro__ if c.__name__ in names),
+                type(model).__name__)
+
+
+def build_model(name="resnext", num_classes=5, lr=0.1, **settings):
+    """A registered model by name (``MODELS``); ``settings`` are the ones it has (for
+    ResNeXt ``stages``, ``dropout``, ``dropout_placement``). A setting the model does not
+    have is an error, not silently ignored."""
+    entry = MODELS.get(name)
+    if entry is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    extra = sorted(set(settings) - set(entry.settings))
+    if extra:
+        has = (f"its settings are {', '.join(entry.settings)}" if entry.settings
+               else "it has none beyond num_classes and lr")
+        raise ValueError(f"model {name!r} has no setting {', '.join(map(repr, extra))} "
+                         f"({has})")
+    return entry.build(num_classes, lr, **settings)

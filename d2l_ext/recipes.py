@@ -52,16 +52,17 @@ def build_run(recipe, config, data=None, root="data", **trainer_args):
     """(data, model, Trainer) for one row of an experiment, or for ``train``.
 
     ``recipe``: a dict like ``RECIPES["5class"]``; ``config``: the row's model (``model``,
-    and for ResNeXt ``stages``, ``dropout``), and optionally ``lr``, which wins over the
-    recipe's. ``data``: reuse data already built for this recipe. ``trainer_args``: seed,
+    and the settings it has in ``models.MODELS``: for ResNeXt ``stages``, ``dropout``), and
+    optionally ``lr``, which wins over the recipe's. A setting the model does not have is
+    a ``ValueError``. ``data``: reuse data already built for this recipe. ``trainer_args``: seed,
     device, progress, checkpoint, ...
     """
     if data is None:
         data = build_data(recipe["data"], recipe["batch_size"], recipe["resize"], root,
                           recipe["augment"])
+    settings = {k: v for k, v in config.items() if k not in ("model", "lr")}
     model = build_model(config["model"], num_classes=data.num_classes,
-                        lr=config.get("lr", recipe["lr"]), stages=config.get("stages", 3),
-                        dropout=config.get("dropout", (0.2, 0.4)))
+                        lr=config.get("lr", recipe["lr"]), **settings)
     trainer = Trainer(max_epochs=recipe["epochs"], momentum=recipe["momentum"],
                       weight_decay=recipe["weight_decay"], schedule=recipe["schedule"],
                       warmup=recipe.get("warmup", 0), amp=recipe.get("amp", True),

@@ -9,6 +9,7 @@ a live board in notebooks and a tqdm bar in terminals; checkpoints that load wit
 ``weights_only=True`` and resume; Ctrl-C that stops cleanly; seeded, repeatable runs.
 """
 import contextlib
+import hashlib
 import inspect
 import itertools
 import math
@@ -26,25 +27,52 @@ from .device_data import device_loader
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
 
 __all__ = ["Trainer", "resolve_device", "load_checkpoint", "model_from_checkpoint",
-           "recompute_bn_statistics", "atomic_save"]
+           "recompute_bn_statistics", "atomic_save", "state_digest", "BatchTooSmallError"]
 
 CHECKPOINT_FORMAT = 1
+
+
+class BatchTooSmallError(ValueError):
+    """A training batch batch norm cannot train on (one image reaching a 1x1 map)."""
+
 _warned_no_gpu = False
 
 
 def resolve_device(device=None, num_gpus=0):
-    """'auto'/None: CUDA if present, else CPU. 'cuda' without a GPU: CPU, said once."""
+    """'auto'/None: CUDA if present, else CPU. 'cuda' without a GPU: CPU, said once.
+
+    A device torch does not know ('banana'), a GPU index this machine does not have
+    ('cuda:9' with one GPU) or a backend torch cannot use here ('mps' on Linux) is a
+    ``ValueError`` in one line, so a command line can check it before any work.
+    """
     global _warned_no_gpu
     wanted = "cuda" if (device in (None, "auto") and num_gpus) else (device or "auto")
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    wanted = torch.device(wanted)
+    try:
+        wanted = torch.device(wanted)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {device!r} is not a device torch knows: use auto, cpu, "
+                         f"cuda or cuda:N ({str(e).splitlines()[0][:80]})") from None
     if wanted.type == "cuda" and not torch.cuda.is_available():
         if not _warned_no_gpu:
             warnings.warn("a GPU was asked for but none is available: training on the CPU",
                           stacklevel=3)
             _warned_no_gpu = True
         return torch.device("cpu")
+    if wanted.type == "cuda" and wanted.index is not None:
+        count = torch.cuda.device_count()
+        if wanted.index >= count:
+            raise ValueError(f"device {wanted} does not exist: this machine has {count} GPU(s) "
+                             f"(cuda:0 to cuda:{count - 1})")
+    elif wanted.type == "meta":
+        raise ValueError("device 'meta' holds no data and cannot train: use auto, cpu or cuda")
+    elif wanted.type not in ("cpu", "cuda"):
+        try:
+            torch.empty(0, device=wanted)
+        except Exception as e:      # mps on Linux, xpu without its build, ...
+            raise ValueError(f"device {device!r} cannot be used here ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:100]})") from None
     return wanted
 
 
@@ -67,18 +95,59 @@ def _plain(value):
     return None
 
 
-def _model_class_name(model):
-    for cls in type(model).__mro__:
-        if cls.__name__ in models.CHECKPOINT_CLASSES:
-            return cls.__name__
-    return type(model).__name__
+def state_digest(state_dict):
+    """sha256 (hex) over a state_dict's keys, dtypes, shapes and tensor bytes, in order.
+
+    Stored in every checkpoint and checked on load: a file whose bytes changed after it was
+    written (a bad disk, a copy cut short and padded, an editor) is refused instead of
+    loading as NaN or random weights."""
+    h = hashlib.sha256()
+    for key, value in state_dict.items():
+        h.update(key.encode())
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """The checkpoint dict, loaded safely (``weights_only=True``)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    """The checkpoint dict, loaded safely (``weights_only=True``) and checked.
+
+    A file that torch cannot read (empty, truncated, not a checkpoint), a dict without this
+    package's format, weights whose digest differs from the one stored at save, or weights
+    that are not finite: a ``ValueError`` in one line naming the file and what to do. A
+    missing file stays ``FileNotFoundError``. Checkpoints from before digests were stored
+    load without the digest check.
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:      # empty, truncated, a text file, a pickle of other objects
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {reason}); "
+                         f"it is empty, truncated or not written by torch.save: pass the "
+                         f"model.pt that `python -m d2l_ext train` (or Trainer(checkpoint=...)) "
+                         f"wrote, or train again") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a d2l_ext checkpoint (format {CHECKPOINT_FORMAT})")
+        raise ValueError(f"{path} is not a d2l_ext checkpoint (format {CHECKPOINT_FORMAT}); "
+                         f"for a bare state_dict build the model and call load_state_dict")
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} has no state_dict: it is damaged; train again")
+    digest = ckpt.get("state_digest")
+    if digest is not None and state_digest(state) != digest:
+        raise ValueError(f"{path} is corrupted: its weights do not match the digest stored "
+                         f"when it was saved; use another copy or train again")
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor)
+           and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path} has non-finite (nan or inf) weights in {len(bad)} tensor(s), "
+                         f"first {bad[0]}: the run diverged or the file is damaged; train again")
     return ckpt
 
 
@@ -88,7 +157,7 @@ def model_from_checkpoint(path, map_location="cpu", ckpt=None):
     ``ckpt``: the dict ``load_checkpoint(path)`` already returned, so the file is read once.
     """
     ckpt = ckpt if ckpt is not None else load_checkpoint(path, map_location)
-    cls = models.CHECKPOINT_CLASSES.get(ckpt["model_class"])
+    cls = models.model_class(ckpt["model_class"])
     if cls is None:
         raise ValueError(f"{path}: unknown model class {ckpt['model_class']!r}; build the "
                          f"model yourself and call load_state_dict(ckpt['state_dict'])")
@@ -112,7 +181,7 @@ class Trainer(d2l.Trainer):
     ``warmup`` (epochs of linear learning-rate warm-up before the schedule),
     ``recompute_bn`` (see ``recompute_bn_statistics``), ``progress`` ('auto', 'notebook',
     'terminal', 'none'), ``points_per_epoch`` (how often the train loss is read back and
-    drawn), ``checkpoint`` (a path written after every epoch and on Ctrl-C).
+    drawn), ``checkpoint`` (a path written after every finished epoch).
 
     As in d2l, each ``fit`` trains ``max_epochs`` epochs from a fresh optimizer and
     schedule; to go on from a checkpoint, call ``restore`` first (the next ``fit`` then
@@ -163,12 +232,10 @@ class Trainer(d2l.Trainer):
         if self.device.type == "cuda":     # fixed batch shapes: let cuDNN pick its fastest
             torch.backends.cudnn.benchmark = True   # kernels (grouped convs vary most)
         self.model = model.to(self.device)
+        # Lazy layers get their sizes (and their initialization) before the memory format
+        # is chosen and the optimizer is made.
         X, _ = self.prepare_batch(next(iter(self.train_dataloader)))
-        was_training = model.training
-        with torch.no_grad():       # materialize lazy layers (and initialize) before
-            model.eval()            # choosing a memory format and making the optimizer
-            model(X[:2])
-        model.train(was_training)
+        models.materialize(model, X)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
 
@@ -334,8 +401,16 @@ class Trainer(d2l.Trainer):
         """One SGD step on one batch: (the batch's mean loss, still on the device; its size)."""
         model = self.model
         X, y = self.prepare_batch(batch)
-        with self._autocast():
-            loss = model.loss(model(X), y)
+        try:
+            with self._autocast():
+                loss = model.loss(model(X), y)
+        except ValueError as e:
+            if "Expected more than 1 value per channel" not in str(e):
+                raise
+            raise BatchTooSmallError(
+                f"a training batch of {len(y)} image(s) reaches a 1x1 feature map, where batch "
+                f"norm cannot train on one value per channel: use a batch size of 2 or more, "
+                f"or larger images (resize)") from None
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         if self.gradient_clip_val > 0:
@@ -363,19 +438,24 @@ class Trainer(d2l.Trainer):
             total += len(y)
             self.val_batch_idx += 1
         model.train(was_training)
+        if total == 0:      # not a nan accuracy: an empty split is a mistake to name
+            raise ValueError("the loader to evaluate on yielded no images (an empty split)")
         return (loss_sum / total).item(), (correct.float() / total).item()
 
     # -- checkpoints -------------------------------------------------------------------
     def save_checkpoint(self, path, model=None):
-        """Weights, hparams, class names, history, optimizer: all loadable weights-only."""
+        """Weights, hparams, class names, history, optimizer: all loadable weights-only,
+        with a digest of the weights (``state_digest``) that ``load_checkpoint`` checks."""
         model = model if model is not None else self.model
         data = getattr(self, "data", None)
         images = getattr(getattr(data, "train", None), "images", None)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         ckpt = {
             "format": CHECKPOINT_FORMAT,
-            "model_class": _model_class_name(model),
+            "model_class": models.registered_class_name(model),
             "hparams": _plain({k: v for k, v in model.hparams.items()}),
-            "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+            "state_dict": state,
+            "state_digest": state_digest(state),
             "class_names": list(getattr(data, "classes", None) or getattr(model, "class_names", None) or []),
             "input_size": list(images.shape[-2:]) if images is not None else None,
             "history": list(self.history),

@@ -204,3 +204,144 @@ def test_image_folder_bad_cases_name_the_path(tmp_path):
     Image.new("RGB", (8, 8)).save(root / "a" / "tiny.png")
     with pytest.raises(ValueError, match="tiny.png is 8x8 pixels, smaller than min_size=16"):
         ImageFolderData(root)
+
+
+# --- issue 13: last batches, broken Fashion-MNIST copies, image folders ----------------------
+
+def test_a_last_training_batch_of_one_joins_the_batch_before_it():
+    data = D.TensorImages(torch.zeros(501, 1, 16, 16, dtype=torch.uint8), torch.arange(501) % 5,
+                          (0.5,), (0.5,))
+    train = D.BatchLoader(data, 100, shuffle=True, seed=0)
+    sizes = [len(y) for _, y in train]
+    assert sizes == [100, 100, 100, 100, 101] and len(train) == 5
+    seen = torch.cat([y for _, y in D.BatchLoader(D.TensorImages(
+        data.images, torch.arange(501), (0.5,), (0.5,)), 100, shuffle=True)])
+    assert sorted(seen.tolist()) == list(range(501))            # every image, once
+    assert [len(y) for _, y in D.BatchLoader(data, 100, shuffle=False)] == [100] * 5 + [1]
+    assert [len(y) for _, y in D.BatchLoader(data, 250, shuffle=True)] == [250, 251]
+    assert D.batch_bounds(1, 32, True) == [(0, 1)]              # nothing to merge with
+
+
+def _truncated(source, target, keep=20_000):
+    target.write_bytes(source.read_bytes()[:keep])
+
+
+@needs_debian
+def test_a_broken_local_fashion_mnist_copy_falls_back_with_a_warning(tmp_path, monkeypatch):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    broken = raw / "t10k-images-idx3-ubyte.gz"
+    _truncated(D.DEBIAN_FASHION_MNIST / broken.name, broken)
+    shutil.copy(D.DEBIAN_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz", raw)
+    with pytest.warns(UserWarning, match=f"{broken} is truncated or corrupt.*trying the next"):
+        images, labels, source = D.load_fashion_mnist(tmp_path, train=False, download=False)
+    assert source == str(D.DEBIAN_FASHION_MNIST) and images.shape == (10_000, 1, 28, 28)
+    # No source left: the error names every broken file.
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    corrupt = bytearray((D.DEBIAN_FASHION_MNIST / broken.name).read_bytes())
+    corrupt[5000:9000] = bytes(4000)
+    (debian / broken.name).write_bytes(bytes(corrupt))
+    shutil.copy(D.DEBIAN_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz", debian)
+    monkeypatch.setattr(D, "DEBIAN_FASHION_MNIST", debian)
+    with pytest.warns(UserWarning), pytest.raises(FileNotFoundError) as err:
+        D.load_fashion_mnist(tmp_path, train=False, download=False)
+    assert f"broken: {broken} is truncated" in str(err.value)
+    assert f"broken: {debian / broken.name} is truncated or corrupt" in str(err.value)
+
+
+def test_an_idx_file_shorter_than_its_header_is_named(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x01" + (10).to_bytes(4, "big") + bytes(7))
+    with pytest.raises(ValueError, match=f"{path} is truncated or corrupt: its header says "
+                                         r"\[10\] \(18 bytes\), the file has 15 bytes"):
+        D.read_idx(path)
+
+
+def _noise(seed, size=20, mode="RGB"):
+    g = torch.Generator().manual_seed(seed)
+    shape = (size, size, 3) if mode == "RGB" else (size, size)
+    return Image.fromarray(torch.randint(0, 256, shape, generator=g, dtype=torch.uint8).numpy())
+
+
+def _folder(root, classes=("a", "b"), per_class=3, ext="png", start=0):
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            _noise(start + 10 * ord(c[0]) + k).save(root / c / f"{k}.{ext}")
+
+
+def test_every_format_pillow_opens_is_read_and_other_files_are_named(tmp_path):
+    _folder(tmp_path, per_class=3, ext="png")
+    _noise(1).save(tmp_path / "a" / "moving.gif")
+    _noise(2).save(tmp_path / "b" / "scan.tiff")
+    (tmp_path / "b" / "notes.txt").write_text("where these came from")
+    (tmp_path / "b" / ".DS_Store").write_bytes(b"\x00")
+    with pytest.warns(UserWarning, match=r"1 file\(s\) in .* skipped, not images by their "
+                                         r"name: .*notes.txt"):
+        data = ImageFolderData(tmp_path, resize=16, val_fraction=0.25)
+    assert len(data.train) + len(data.val) == 8                 # 6 PNGs, a GIF and a TIFF
+    (tmp_path / "a" / "broken.gif").write_bytes(b"GIF89a not really")
+    with pytest.warns(UserWarning, match="notes.txt"), \
+            pytest.raises(ValueError, match=f"cannot read image {tmp_path / 'a' / 'broken.gif'}"):
+        ImageFolderData(tmp_path, resize=16)
+
+
+def test_16_bit_images_are_scaled_by_their_range(tmp_path):
+    ramp = torch.arange(32 * 32).view(32, 32) * 64               # 0 .. 65472, 16 bits
+    Image.fromarray(ramp.numpy().astype("uint16")).save(tmp_path / "16bit.png")
+    twelve = torch.arange(32 * 32).view(32, 32) * 4              # 0 .. 4092, 12 bits in 16
+    Image.fromarray(twelve.numpy().astype("uint16")).save(tmp_path / "12bit.png")
+    assert Image.open(tmp_path / "16bit.png").mode.startswith("I")
+    for name, values in (("16bit.png", ramp), ("12bit.png", twelve)):
+        decoded = D.decode_image(tmp_path / name, 1, (32, 32))[0].long()
+        expected = (values.double() * 255 / values.max()).round().long()
+        assert (decoded - expected).abs().max() <= 1, name        # not clipped to white
+        assert decoded.min() == 0 and decoded.max() == 255
+
+
+def test_symlinks_are_followed_once_and_no_file_is_in_two_splits(tmp_path):
+    root = tmp_path / "ds"
+    _folder(root / "train", per_class=4)
+    _folder(root / "test", per_class=2, start=1000)
+    (root / "train" / "a" / "loop").symlink_to(root / "train" / "a")   # a loop
+    (root / "train" / "b" / "more").symlink_to(tmp_path / "elsewhere")
+    _folder(tmp_path / "elsewhere", classes=("x",), per_class=2, start=2000)
+    data = ImageFolderData(root, resize=16, val_fraction=0.25)
+    assert len(data.train) + len(data.val) == 10 and len(data.test) == 4   # 4+4, +2 via link
+    (root / "test" / "a" / "leak").symlink_to(root / "train" / "a")
+    with pytest.raises(ValueError, match=r"4 image file\(s\) are in two splits "
+                                         rf"\({root / 'train'} and {root / 'test'}\): "
+                                         rf"{root / 'train' / 'a' / '0.png'} and "
+                                         rf"{root / 'test' / 'a' / 'leak' / '0.png'}"):
+        ImageFolderData(root, resize=16)
+    (root / "test" / "a" / "leak").unlink()
+    (root / "train" / "b" / "a_again").symlink_to(root / "train" / "a")
+    with pytest.raises(ValueError, match="the same image file is in two classes"):
+        ImageFolderData(root, resize=16)
+
+
+def test_an_empty_test_folder_or_a_class_without_test_images_is_named(tmp_path):
+    root = tmp_path / "ds"
+    _folder(root / "train", per_class=4)
+    (root / "test").mkdir()
+    with pytest.raises(FileNotFoundError, match=f"no class folders in {root / 'test'}"):
+        ImageFolderData(root, resize=16)
+    _folder(root / "test", classes=("a",), per_class=2)
+    with pytest.raises(ValueError, match=rf"{root / 'test'} must have the class folders of "
+                                         rf".*no images of class\(es\) b \(expected "
+                                         rf"{root / 'test' / 'b'}\)"):
+        ImageFolderData(root, resize=16)
+    (root / "test" / "b").mkdir()
+    with pytest.raises(ValueError, match=f"without images in .*{root / 'test' / 'b'}"):
+        ImageFolderData(root, resize=16)
+    single = tmp_path / "single"
+    _folder(single, per_class=1)
+    with pytest.warns(UserWarning, match="one image"), \
+            pytest.raises(ValueError, match=f"no validation images: every class in {single} "):
+        ImageFolderData(single, resize=16)
+    flat = tmp_path / "flat"
+    _folder(flat, per_class=2)
+    _folder(flat / "test", per_class=1)
+    with pytest.raises(ValueError, match=f"{flat} has a test/ folder but no train/ folder"):
+        ImageFolderData(flat, resize=16)

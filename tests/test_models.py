@@ -182,3 +182,62 @@ def test_a_few_cpu_steps_lower_the_loss(make):
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
 
+
+
+# --- one registry, one place lazy layers are materialized (issue 13) -----------------------
+
+def test_one_registry_builds_names_and_rebuilds_every_model(tmp_path):
+    from d2l_ext.models import MODELS, build_model
+    from d2l_ext.recipes import RECIPES, build_run
+    from d2l_ext.training import Trainer, model_from_checkpoint
+    assert list(MODELS) == ["resnext", "resnet18", "baseline"]
+    assert set(MODELS["resnext"].settings) == {"stages", "dropout", "dropout_placement"}
+    assert MODELS["baseline"].settings == {} and MODELS["resnet18"].settings == {}
+    four = built(build_model("resnext", num_classes=5, stages=4, dropout=(0, 0)),
+                 torch.randn(2, 3, 32, 32))
+    assert count_parameters(four) == 1_977_733 and four.hparams["dropout"] == (0, 0)
+    with pytest.raises(ValueError, match="model 'baseline' has no setting 'dropout'"):
+        build_model("baseline", dropout=(0.2, 0.4))
+    with pytest.raises(ValueError, match="model 'resnet18' has no setting 'stages'"):
+        build_run(RECIPES["5class"], {"model": "resnet18", "stages": 4}, data=_FakeData())
+    with pytest.raises(ValueError, match="unknown model 'vgg'; choose one of resnext, "
+                                         "resnet18, baseline"):
+        build_model("vgg")
+    for name, entry in MODELS.items():     # each class a checkpoint names comes back
+        model = built(build_model(name, num_classes=5), torch.randn(2, 1, 32, 32))
+        path = Trainer(max_epochs=1, progress="none").save_checkpoint(tmp_path / f"{name}.pt",
+                                                                      model)
+        assert type(model_from_checkpoint(path)) is entry.cls
+
+
+class _FakeData:
+    num_classes = 5
+
+
+def test_lazy_layers_are_materialized_in_one_place(monkeypatch):
+    import d2l_ext.models as M
+    torch.manual_seed(0)
+    m = ResNeXt18()
+    M.materialize(m, torch.randn(4, 3, 32, 32))
+    assert not any(nn.parameter.is_lazy(p) for p in m.parameters())
+    assert m.net[0][1].num_batches_tracked.item() == 0            # a dry run in eval mode
+    w = m.net.b4[1].conv1.weight.detach().clone()
+    assert w.abs().max() <= (6 / 512) ** 0.5                      # Xavier, as init_cnn gives
+    M.materialize(m, torch.randn(4, 3, 32, 32))                   # nothing lazy: left alone
+    m(torch.randn(2, 3, 32, 32))
+    assert torch.equal(w, m.net.b4[1].conv1.weight)
+    # The Trainer materializes through the same function, once.
+    from d2l_ext.training import Trainer
+    original, calls = M.materialize, []
+
+    def counting(model, X):
+        calls.append(tuple(X.shape))
+        return original(model, X)
+    monkeypatch.setattr(M, "materialize", counting)
+    trainer = Trainer(max_epochs=1, progress="none")
+    trainer.train_dataloader = [(torch.randn(4, 1, 16, 16), torch.zeros(4, dtype=torch.long))]
+    fresh = BaselineCNN(num_classes=5)
+    trainer.prepare_model(fresh)
+    fresh(torch.randn(2, 1, 16, 16))
+    assert calls == [(4, 1, 16, 16)]
+    assert not any(nn.parameter.is_lazy(p) for p in fresh.parameters())

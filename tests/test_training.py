@@ -264,3 +264,89 @@ def test_cli_augment_option():
     with pytest.raises(SystemExit):
         parse(["train", "--augment", "cutout"])
     assert parse(["train"]).bf16 is False and parse(["train", "--bf16"]).bf16 is True
+
+
+# --- issue 13: a last batch of one, corrupted checkpoints, evaluation as the Trainer does ----
+
+def test_a_last_training_batch_of_one_image_trains_at_1x1_maps(tiny):
+    """21 images at batch 10 leave a batch of one; the 5-stage net at 16x16 has 1x1 maps,
+    where batch norm cannot train on one value per channel: the batch is merged instead."""
+    import copy
+    from d2l_ext.models import build_model
+    data = copy.copy(tiny)
+    data.train = TensorImages(tiny.train.images[:21], tiny.train.labels[:21], data.MEAN, data.STD)
+    data.batch_size = 10
+    assert [len(y) for _, y in data.train_dataloader(shuffle_seed=0)] == [10, 11]
+    trainer = Trainer(max_epochs=1, progress="none", seed=0)
+    trainer.fit(build_model("resnext", num_classes=5, stages=5), data)
+    assert len(trainer.history) == 1 and trainer.num_train_batches == 2
+    data.batch_size = 1         # every batch one image: a clear error, not torch's
+    with pytest.raises(T.BatchTooSmallError, match="a training batch of 1 image\\(s\\) reaches "
+                                                   "a 1x1 feature map.*batch size of 2 or more"):
+        Trainer(max_epochs=1, progress="none").fit(build_model("resnext", num_classes=5,
+                                                               stages=5), data)
+
+
+def _corrupt_a_weight(path, name="net.b4.1.conv2.weight", nbytes=4096):
+    """Overwrite ``nbytes`` of one tensor's data inside a torch.save zip, in place."""
+    import zipfile
+    ckpt = torch.load(path, weights_only=True)
+    target = ckpt["state_dict"][name]
+    with zipfile.ZipFile(path) as z:
+        # the stored tensor whose bytes are the target's
+        info = next(i for i in z.infolist() if "/data/" in i.filename
+                    and z.read(i) == target.numpy().tobytes())
+    with open(path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = (int.from_bytes(f.read(2), "little") for _ in range(2))
+        f.seek(info.header_offset + 30 + name_len + extra_len + 64)
+        f.write(b"\xff" * nbytes)
+
+
+def test_a_corrupted_checkpoint_is_refused_naming_the_file(tmp_path, capsys):
+    from d2l_ext.__main__ import main
+    model = ResNeXt18(lr=0.05)
+    model(torch.zeros(2, 1, 16, 16))
+    path = Trainer(max_epochs=1, progress="none").save_checkpoint(tmp_path / "m.pt", model)
+    good = load_checkpoint(path)
+    assert good["state_digest"] == T.state_digest(good["state_dict"])
+    _corrupt_a_weight(path)
+    raw = torch.load(path, weights_only=True)["state_dict"]["net.b4.1.conv2.weight"]
+    assert raw.isnan().any()                   # what used to load silently
+    message = f"{path} is corrupted: its weights do not match the digest"
+    for load in (load_checkpoint, model_from_checkpoint,
+                 lambda p: Trainer(max_epochs=2).restore(p, ResNeXt18())):
+        with pytest.raises(ValueError, match=message):
+            load(path)
+    with pytest.raises(SystemExit, match=message):
+        main(["evaluate", str(path)])
+    # A checkpoint from before digests loads; one with non-finite weights does not.
+    old = dict(good)
+    del old["state_digest"]
+    torch.save(old, tmp_path / "old.pt")
+    assert torch.equal(load_checkpoint(tmp_path / "old.pt")["state_dict"]["net.0.0.weight"],
+                       good["state_dict"]["net.0.0.weight"])
+    old["state_dict"] = dict(old["state_dict"], **{"net.0.0.bias": torch.full((64,), math.inf)})
+    torch.save(old, tmp_path / "inf.pt")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'inf.pt'} has non-finite .* "
+                                         f"net.0.0.bias"):
+        load_checkpoint(tmp_path / "inf.pt")
+
+
+def test_predictions_use_the_trainers_autocast_and_keep_inputs_only_when_asked(tiny):
+    model = ResNeXt18(lr=0.05)
+    trainer = Trainer(max_epochs=1, progress="none", amp="bf16", device="cpu")
+    trainer.setup(model, tiny)      # the model is the trainer's now, weights untrained
+    X, y = next(iter(tiny.val_dataloader()))
+    inputs, labels, _, probs = predictions(model, [(X, y)])
+    assert inputs is None and torch.equal(labels, y)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model(X.contiguous(memory_format=torch.channels_last)).float().softmax(1)
+    with torch.no_grad():
+        fp32 = model(X).softmax(1)
+    torch.testing.assert_close(probs, bf16)
+    assert not torch.allclose(probs, fp32, atol=1e-4)
+    kept, *_ = predictions(model, [(X, y)], keep_inputs=True)
+    assert torch.equal(kept, X)
+    with pytest.raises(ValueError, match="yielded no images"):
+        trainer.evaluate(model, [])
