@@ -1,4 +1,11 @@
 """d2l_ext: the report's ResNeXt-18 as finished d2l classes (see README)."""
+import d2l as _d2l
+
+if not _d2l.__version__.startswith("1."):   # d2l-zh's 0.17.x: train_ch6, no Classifier/Trainer
+    raise ImportError(f"d2l_ext needs d2l 1.0.3 (d2l.Classifier, d2l.Trainer), but this environment "
+                      f"has d2l {_d2l.__version__}, the Chinese book's older API: use a separate "
+                      f"environment for these notebooks (README, 'Setup, test, run')")
+
 from .models import (ResNeXtBlock, ResNeXt, ResNeXt18, ResNet18, BaselineCNN,
                      REPORT_ARCHS, count_parameters)
 from .data import FashionMNIST, FashionMNIST5, ImageFolderData
