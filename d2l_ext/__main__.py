@@ -12,10 +12,10 @@ from .data import AUGMENTATIONS
 from .evaluation import TTA
 from .experiments import EXPERIMENTS
 from .models import MODELS, REPORT_ARCHS
-from .recipes import RECIPES
+from .recipes import RECIPES, TRAIN_LR
 
-#: ``train``'s defaults are the 5-class recipe's.
-DEFAULTS = RECIPES["5class"]
+#: ``train``'s defaults are the 5-class recipe's, with the learning rate chosen for ResNeXt18.
+DEFAULTS = dict(RECIPES["5class"], lr=TRAIN_LR)
 
 EPILOG = """examples:
   python -m d2l_ext train                          # ResNeXt18, 5-class Fashion-MNIST, CPU

@@ -1,0 +1,114 @@
+"""README and docs/ stay true: commands are CI's, tables are the rendered results/ files,
+every number is the one its file holds, and nothing points outside the repository."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+EXPERIMENTS_MD = (ROOT / "docs" / "experiments.md").read_text()
+PERFORMANCE = (ROOT / "docs" / "performance.md").read_text()
+
+
+def test_ci_runs_readme_setup_and_test_commands():
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in ("python -m pip install -r requirements.txt", "python -m pytest --nbval"):
+        assert command in README and command in ci
+
+
+def test_experiment_tables_are_the_rendered_result_files():
+    tables = sorted((ROOT / "results").glob("*.md"))
+    assert tables, "run python -m d2l_ext tables"
+    for table in tables:
+        rows = [l for l in table.read_text().splitlines() if l.startswith("|")]
+        assert rows and all(row in EXPERIMENTS_MD for row in rows), \
+            f"docs/experiments.md differs from {table}"
+
+
+def test_nothing_points_outside_the_repository():
+    files = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("notebooks/**/*.ipynb"),
+             *ROOT.glob("d2l_ext/*.py"), *ROOT.glob("tests/*.py")]
+    for f in files:
+        if f.name == "test_docs.py":
+            continue
+        assert "shared/" not in f.read_text(), f"{f} points to shared/, outside the repository"
+
+
+def test_performance_speed_numbers_come_from_the_benchmark_file():
+    import json
+    speed = json.loads((ROOT / "results" / "speed.json").read_text())
+    for name, value in speed["images_per_s"].items():
+        assert re.search(rf"\| {re.escape(name)} \| {value:.0f} \|", PERFORMANCE), name
+
+
+def test_performance_gpu_and_full_numbers_come_from_their_files():
+    import json
+    gpu = json.loads((ROOT / "results" / "gpu.json").read_text())
+    assert f"trains to {100 * gpu['five_class']['test_acc']:.1f}%" in PERFORMANCE
+    assert f"on {100 * gpu['checkpoint_cpu_vs_gpu_bf16_agreement']:.1f}% of 1,000" in PERFORMANCE
+    speeds = " / ".join(f"{round(r['train_img_s'], -2):,.0f}" for r in gpu["throughput"])
+    assert f"about {speeds} images/s" in PERFORMANCE
+    full = sorted((ROOT / "results" / "archive" / "full-test-as-val" / "full").glob("*.json"))
+    accs = [100 * json.loads(p.read_text())["test_acc"] for p in full]
+    assert f"**{accs[0]:.2f}% and {accs[1]:.2f}%**" in PERFORMANCE
+
+
+def test_performance_cpu_search_numbers_come_from_the_logs():
+    logs = sorted((ROOT / "results" / "cpu10min_search").glob("*.log"))
+    assert len(logs) == 6
+    for log in logs:
+        text = log.read_text()
+        assert text.startswith("python -m d2l_ext train")          # the command comes first
+        acc, secs = re.search(r"test accuracy: ([0-9.]+) .* ([0-9]+)s of training", text).groups()
+        assert f"{100 * float(acc):.2f}% in {secs} s" in PERFORMANCE, log.name
+
+
+def test_performance_cpu_estimates_come_from_the_log():
+    log = (ROOT / "results" / "cpu_estimates.log").read_text()
+    assert "python -m d2l_ext ablate full --estimate --seeds 0 1\n[full]" in log  # command first
+    runs = re.findall(r"\[full\] .*: (\d+) training images/s .*about (\d+) min per epoch, "
+                      r"([0-9.]+) h per run of (\d+) epochs", log)
+    fifty = [r for r in runs if r[3] == "50"]
+    hundred = [r for r in runs if r[3] == "100"]
+    assert len(fifty) == len(hundred) == 2
+    assert f"**{fifty[0][2]}–{fifty[1][2]} h per run**" in PERFORMANCE
+    assert f"measured {fifty[0][0]} and {fifty[1][0]} training images/s" in PERFORMANCE
+    assert f"{fifty[0][1]}–{fifty[1][1]} min per epoch" in PERFORMANCE
+    assert f"100-epoch\n  run below: {hundred[0][2]}–{hundred[1][2]} h" in PERFORMANCE
+    cpu10 = re.findall(r"about \d+ s per epoch, (\d+) min per run of 14 epochs", log)
+    assert f"projected at {cpu10[0]} and {cpu10[1]} min" in PERFORMANCE
+
+
+def test_performance_flip_tta_numbers_come_from_the_evaluate_output():
+    text = (ROOT / "results" / "cpu10min_search" / "flip_tta.txt").read_text()
+    runs = re.findall(r"(python -m d2l_ext evaluate .*)\ntest accuracy: ([0-9.]+) .*\n"
+                      r"with flip TTA: +([0-9.]+)", text)
+    assert len(runs) == 2
+    for _, plain, tta in runs:
+        assert f"from {100 * float(plain):.2f}% to {100 * float(tta):.2f}%" in PERFORMANCE
+
+
+def test_performance_cpu_bf16_table_comes_from_the_benchmark_file():
+    import json
+    bench = json.loads((ROOT / "results" / "cpu_bf16.json").read_text())
+    assert len(bench["rows"]) == 3 and bench["native_bf16"] is True
+    for r in bench["rows"]:
+        assert (f"| {r['size']}×{r['size']} | {r['fp32_img_s']:.0f} | {r['bf16_img_s']:.0f} | "
+                f"{r['speedup']:.2f}× |") in PERFORMANCE
+
+
+def test_performance_cpu_budget_numbers_come_from_their_files():
+    import json
+    files = sorted((ROOT / "results" / "archive" / "full-test-as-val" / "full-cpu10min").glob("*.json"))
+    runs = [json.loads(p.read_text()) for p in files]
+    accs = " and ".join(f"{100 * r['test_acc']:.2f}%" for r in runs)
+    secs = " and ".join(f"{r['seconds']:.0f}" for r in runs)
+    assert f"**{accs}** (seeds 0 and 1) in {secs} s" in PERFORMANCE
+    archived = ROOT / "results" / "archive" / "full-cpu10min-28px-fp32-14ep__seed0.json"
+    old = json.loads(archived.read_text())
+    assert f"reached {100 * old['test_acc']:.2f}% in {old['seconds']:.0f} s with seed 0" in PERFORMANCE
+
+
+def test_train_default_lr_is_the_one_the_sweep_chose():
+    from d2l_ext.experiments import selected_lr
+    from d2l_ext.recipes import TRAIN_LR
+    assert TRAIN_LR == selected_lr("ResNeXt, 3 stages", ROOT / "results")
