@@ -235,45 +235,44 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
     rows = [(label, row_config(experiment, config, out))     # lr looked up before any work
             for label, config in EXPERIMENTS[experiment][1]]
     done = []
-    for label, config in rows:
-        for seed in seeds:
-            path = _result_path(out, folder, label, seed)
-            if path.exists():
-                if _readable_record(path):
-                    log(f"[{experiment}] {label} seed {seed}: done already ({path})")
-                    continue
-                # Empty or cut short (a full disk, a copy): not a result. Redo the run; its
-                # new file replaces this one.
-                log(f"[{experiment}] {label} seed {seed}: warning: {path} is empty or not a "
-                    f"readable result file; training this run again")
-            twin = _same_run_elsewhere(out, config, recipe, seed)
-            if twin is not None:    # same model, recipe and seed: one run serves both tables
-                path.parent.mkdir(parents=True, exist_ok=True)
-                _write_json(path, dict(twin, experiment=experiment, label=label))
-                log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
-                    f"{twin['label']}, copied")
+    for seed, (label, config) in itertools.product(seeds, rows):   # seed 0 of every row first
+        path = _result_path(out, folder, label, seed)
+        if path.exists():
+            if _readable_record(path):
+                log(f"[{experiment}] {label} seed {seed}: done already ({path})")
                 continue
-            lock = _claim(path)
-            if lock is None:
-                log(f"[{experiment}] {label} seed {seed}: being trained by another process")
-                continue
-            resuming = (" (resuming from its checkpoint)"
-                        if checkpoint_path(path, config, recipe).exists() else "")
-            log(f"[{experiment}] {label} seed {seed}: training{resuming}"
-                + (f", lr {config['lr']:g}" if "lr" in config else ""))
-            try:
-                record = run_one(experiment, label, config, seed, path, recipe,
-                                 device, root, progress, epochs)
-            finally:
-                lock.unlink(missing_ok=True)
-            if record.get("diverged"):
-                log(f"[{experiment}] {label} seed {seed}: diverged: {record['diverged']} "
-                    f"-> {path}")
-            else:
-                log(f"[{experiment}] {label} seed {seed}: train loss {record['train_loss']:.3f}, "
-                    f"val acc {record['val_acc']:.4f}, test acc {record['test_acc']:.4f} "
-                    f"in {record['seconds']:.0f}s -> {path}")
-            done.append(path)
+            # Empty or cut short (a full disk, a copy): not a result. Redo the run; its
+            # new file replaces this one.
+            log(f"[{experiment}] {label} seed {seed}: warning: {path} is empty or not a "
+                f"readable result file; training this run again")
+        twin = _same_run_elsewhere(out, config, recipe, seed)
+        if twin is not None:    # same model, recipe and seed: one run serves both tables
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_json(path, dict(twin, experiment=experiment, label=label))
+            log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
+                f"{twin['label']}, copied")
+            continue
+        lock = _claim(path)
+        if lock is None:
+            log(f"[{experiment}] {label} seed {seed}: being trained by another process")
+            continue
+        resuming = (" (resuming from its checkpoint)"
+                    if checkpoint_path(path, config, recipe).exists() else "")
+        log(f"[{experiment}] {label} seed {seed}: training{resuming}"
+            + (f", lr {config['lr']:g}" if "lr" in config else ""))
+        try:
+            record = run_one(experiment, label, config, seed, path, recipe,
+                             device, root, progress, epochs)
+        finally:
+            lock.unlink(missing_ok=True)
+        if record.get("diverged"):
+            log(f"[{experiment}] {label} seed {seed}: diverged: {record['diverged']} "
+                f"-> {path}")
+        else:
+            log(f"[{experiment}] {label} seed {seed}: train loss {record['train_loss']:.3f}, "
+                f"val acc {record['val_acc']:.4f}, test acc {record['test_acc']:.4f} "
+                f"in {record['seconds']:.0f}s -> {path}")
+        done.append(path)
     return done
 
 
