@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .experiments import EXPERIMENTS, REPORT, load_results, network_of
+from .experiments import EXPERIMENTS, REPORT, SWEPT, load_results, network_of
 from .recipes import RECIPES
 
 __all__ = ["summarize", "fit_verdict", "difference", "markdown_table", "differences_table",
@@ -114,10 +114,10 @@ def markdown_table(experiment, out="results"):
         if tta:
             line += f" {_pct(r['flip_tta_mean'], digits=2)} |"
         lines.append(line)
-    recipe = RECIPES[recipe_name]
+    recipe = dict(RECIPES[recipe_name])
+    if experiment in SWEPT:     # the recipe's own lr is not used: each row has its network's
+        recipe["lr"] = "each network's, from lr-sweep"
     lines += ["", f"Recipe `{recipe_name}`: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
-              + (" (each row: its network's lr from `lr-sweep`)" if experiment != "lr-sweep"
-                 and recipe["data"] == "fashion5" else "")
               + f". Regenerate: `python -m d2l_ext ablate {experiment}` ({cost(experiment, out)})."]
     return "\n".join(lines)
 
