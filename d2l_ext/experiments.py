@@ -248,7 +248,8 @@ def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", ro
         twin = _same_run_elsewhere(out, config, recipe, seed)
         if twin is not None:    # same model, recipe and seed: one run serves both tables
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_json(path, dict(twin, experiment=experiment, label=label))
+            _write_json(path, dict(twin, experiment=experiment, label=label,
+                                    copied_from=f"{twin['experiment']}/{twin['label']}"))
             log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
                 f"{twin['label']}, copied")
             continue

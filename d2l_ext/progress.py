@@ -29,6 +29,10 @@ class NotebookProgress:
         self.board = board if board is not None else d2l.ProgressBoard()
         self.board.xlabel = "epoch"
         self.board.xlim = [0, max_epochs]
+        # Losses run from about 2 (or more, in the first steps) down to 0.01, accuracies
+        # between 0.2 and 1: on a log axis all of them stay readable, and one large early
+        # value does not flatten the rest.
+        self.board.yscale = "log"
 
     def start_epoch(self, epoch, num_batches):
         pass

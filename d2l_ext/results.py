@@ -123,16 +123,14 @@ def markdown_table(experiment, out="results"):
 
 
 def cost(experiment, out="results"):
-    """How long the experiment's runs took, from their records: 'N runs, about X min on
-    K thread(s)' (runs copied from another table count once, where they were trained)."""
+    """How long the experiment's runs took, from their records: what regenerating the table
+    from nothing costs ('N runs, about X min on K thread(s)'). Runs shared with another
+    table are trained once and copied, so all tables together cost less than the sum."""
     records = load_results(experiment, out)
-    trained = [r for r in records if r.get("experiment", experiment) == experiment]
-    minutes = sum(r.get("seconds", 0) for r in trained) / 60
-    threads = sorted({r.get("threads") for r in trained if r.get("threads")})
-    shared = len(records) - len(trained)
-    return (f"{len(trained)} runs, about {minutes:.0f} min on {'/'.join(map(str, threads))} "
-            f"thread(s) of a 2-core CPU" + (f"; {shared} more copied from other tables"
-                                            if shared else ""))
+    minutes = sum(r.get("seconds", 0) for r in records) / 60
+    threads = sorted({r.get("threads") for r in records if r.get("threads")})
+    return (f"{len(records)} runs, about {minutes:.0f} min on "
+            f"{'/'.join(map(str, threads)) or '?'} thread(s) of a 2-core CPU")
 
 
 def differences_table(experiment, out="results", reference=0):
