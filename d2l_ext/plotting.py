@@ -34,6 +34,15 @@ def show_image_grid(images, titles, ncols=8, scale=1.4):
     return fig
 
 
+def log_scale(ax):
+    """A log-scaled y axis labelled with plain numbers (0.1, 1, 10), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda y, _: f"{y:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}" if f"{y:.0e}"[0] in "25" else ""))
+
+
 def plot_history(history, title=None, axes=None):
     """Loss (log scale) and validation accuracy against epochs, from ``Trainer.history``.
 
@@ -47,7 +56,7 @@ def plot_history(history, title=None, axes=None):
     epochs = [h["epoch"] for h in history]
     loss_ax.plot(epochs, [h["train_loss"] for h in history], "-", label="train loss")
     loss_ax.plot(epochs, [h["val_loss"] for h in history], "--", label="val loss")
-    loss_ax.set_yscale("log"); loss_ax.set_ylabel("loss (log scale)"); loss_ax.legend()
+    log_scale(loss_ax); loss_ax.set_ylabel("loss (log scale)"); loss_ax.legend()
     acc_ax.plot(epochs, [h["val_acc"] for h in history], "-", color="C2", label="val acc")
     acc_ax.set_ylabel("validation accuracy"); acc_ax.legend()
     for ax in axes:

@@ -185,7 +185,7 @@ def plot_experiment(experiment, out="results", axes=None):
     """Training loss (log scale) and validation accuracy per epoch, one line per row
     (mean over seeds, the seeds' range shaded): two panels, so neither scale flattens
     the other."""
-    from .plotting import plt
+    from .plotting import log_scale, plt
     records = load_results(experiment, out)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -202,7 +202,7 @@ def plot_experiment(experiment, out="results", axes=None):
             color = line.get_color()
             ax.fill_between(epochs, curves.min(0).values, curves.max(0).values, color=color,
                             alpha=0.15)
-    loss_ax.set_yscale("log"); loss_ax.set_ylabel("training loss (log scale)")
+    log_scale(loss_ax); loss_ax.set_ylabel("training loss (log scale)")
     acc_ax.set_ylabel("validation accuracy")
     for ax in axes:
         ax.set_xlabel("epoch"); ax.grid(alpha=0.3)

@@ -112,3 +112,11 @@ def test_train_default_lr_is_the_one_the_sweep_chose():
     from d2l_ext.experiments import selected_lr
     from d2l_ext.recipes import TRAIN_LR
     assert TRAIN_LR == selected_lr("ResNeXt, 3 stages", ROOT / "results")
+
+
+def test_a_five_epoch_main_command_has_no_validation_loss_spike():
+    """The epoch-1 spike (batch norm's running statistics) is gone: no val loss above 10."""
+    log = (ROOT / "results" / "main_command_5ep.log").read_text()
+    assert log.startswith("$ python -m d2l_ext train --epochs 5")
+    losses = [float(v) for v in re.findall(r"val loss ([0-9.]+)", log)]
+    assert len(losses) == 5 and max(losses) < 10
