@@ -120,3 +120,14 @@ def test_a_five_epoch_main_command_has_no_validation_loss_spike():
     assert log.startswith("$ python -m d2l_ext train --epochs 5")
     losses = [float(v) for v in re.findall(r"val loss ([0-9.]+)", log)]
     assert len(losses) == 5 and max(losses) < 10
+
+
+def test_readme_main_command_numbers_come_from_its_log():
+    log = (ROOT / "results" / "main_command.log").read_text()
+    assert log.startswith("$ OMP_NUM_THREADS=1 /usr/bin/time -v python -m d2l_ext train ")
+    acc, secs = re.search(r"test accuracy: ([0-9.]+) \(5000 images, read once\) after 60 epochs, "
+                          r"(\d+)s of training", log).groups()
+    assert f"**{100 * float(acc):.2f}% test accuracy**" in README and f"{secs} s of training" in README
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\d+):(\d+)", log).groups()
+    assert f"{int(wall[0])} min {int(wall[1])} s in all" in README
+    assert max(float(v) for v in re.findall(r"val loss ([0-9.]+)", log)) < 10
