@@ -1,6 +1,6 @@
 """The report's ResNeXt, layer for layer, and the two baselines it is compared with.
 
-The report (``shared/report/resnext_report_zh.md``) is the specification: the classes
+The report (summarized in ``docs/report.md``) is the specification: the classes
 below build the same layers in the same order, so their ``state_dict`` has the report's
 keys and shapes and a checkpoint from the report's code loads with ``strict=True``.
 Where the report's code has a defect, the defect is named in the docstring and fixed in a
