@@ -131,3 +131,23 @@ def test_readme_main_command_numbers_come_from_its_log():
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\d+):(\d+)", log).groups()
     assert f"{int(wall[0])} min {int(wall[1])} s in all" in README
     assert max(float(v) for v in re.findall(r"val loss ([0-9.]+)", log)) < 10
+
+
+def test_readme_summary_numbers_come_from_the_result_files():
+    from d2l_ext import results as R
+    out = ROOT / "results"
+
+    def diff(experiment, a, b):
+        rows = {r["label"]: r for r in R.summarize(experiment, out)}
+        return R.difference(rows[a]["test_accs"], rows[b]["test_accs"])
+
+    d, (lo, hi) = diff("dropout-4stages", "(0.2, 0.4)", "(0, 0)")
+    assert f"(0.2, 0.4) −{-100 * d:.1f} points, interval [−{-100 * lo:.1f}, −{-100 * hi:.1f}]" in README
+    d, (lo, hi) = diff("stages", "3 stages", "4 stages")
+    assert f"3 > 4 by {100 * d:.1f} points [{100 * lo:.1f}, {100 * hi:.1f}]" in README
+    d, (lo, hi) = diff("stages", "4 stages", "5 stages")
+    assert f"4 > 5 by {100 * d:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" in README
+    fit = {r["label"]: r["train_acc"] for r in R.summarize("stages", out)}
+    assert f"({100 * fit['4 stages']:.0f}% and {100 * fit['5 stages']:.0f}% of their own" in README
+    acc = [100 * r["test_acc"] for r in R.summarize("baselines", out)]
+    assert f"CNN {acc[0]:.1f}%, ResNet-18 {acc[1]:.1f}%, ResNeXt18 {acc[2]:.1f}%" in README
