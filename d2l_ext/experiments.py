@@ -27,7 +27,6 @@ import torch
 from .data import AUGMENTATIONS
 from .evaluation import accuracy
 from .recipes import LR_GRID, RECIPES, build_data, build_run
-from .training import atomic_save  # noqa: F401  (re-exported for tests)
 
 __all__ = ["EXPERIMENTS", "NETWORKS", "REPORT", "run_experiment", "estimate_experiment",
            "seconds_per_batch", "load_results", "selected_lr", "network_of"]

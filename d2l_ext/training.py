@@ -10,19 +10,17 @@ a live board in notebooks and a tqdm bar in terminals; checkpoints that load wit
 """
 import contextlib
 import hashlib
-import inspect
 import itertools
 import math
 import os
 import time
-import types
 import warnings
 
 import torch
 from d2l import torch as d2l
 
 from . import models
-from .data import TensorImages
+from .data import TensorDataModule
 from .device_data import device_loader
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
 
@@ -210,7 +208,7 @@ class Trainer(d2l.Trainer):
                           "training will be slower than in fp32", stacklevel=2)
         self.gpus = [self.device] if self.device.type == "cuda" else []
         self.history, self.interrupted = [], False
-        self.optim = self.scheduler = None
+        self.optim = None
         self.train_batch_idx = self.val_batch_idx = 0
         self._pending_state = None
 
@@ -252,7 +250,7 @@ class Trainer(d2l.Trainer):
                                     weight_decay=self.weight_decay, nesterov=self.momentum > 0)
         for group in optim.param_groups:
             group.setdefault("initial_lr", group["lr"])
-        return optim, None
+        return optim
 
     def lr_factor(self, epoch):
         """The fraction of the base learning rate that epoch ``epoch`` (0-based) trains with.
@@ -296,7 +294,7 @@ class Trainer(d2l.Trainer):
         self.data = data
         self.prepare_data(data)
         self.prepare_model(model)
-        self.optim, self.scheduler = self.configure_optimizers(model)
+        self.optim = self.configure_optimizers(model)
         if self._pending_state is not None:     # restore() was called: go on from there
             if self._pending_state.get("optimizer") is not None:
                 self.optim.load_state_dict(self._pending_state["optimizer"])
@@ -307,17 +305,18 @@ class Trainer(d2l.Trainer):
 
     def prepare_data(self, data):
         """d2l's, but the loaders are asked for with this Trainer's shuffling seed."""
-        seeded = isinstance(data.train_dataloader, types.MethodType) and \
-            "shuffle_seed" in inspect.signature(data.train_dataloader).parameters
-        self.train_dataloader = (data.train_dataloader(shuffle_seed=self.seed) if seeded
-                                 else data.train_dataloader())
-        self.val_dataloader = data.val_dataloader()
-        if self.device.type == "cuda" and isinstance(getattr(data, "train", None), TensorImages):
+        if not isinstance(data, TensorDataModule):      # a stock d2l data module
+            self.train_dataloader, self.val_dataloader = (data.train_dataloader(),
+                                                          data.val_dataloader())
+        elif self.device.type == "cuda":
             # On a GPU, batches are cut and augmented where the model runs (device_data.py).
             self.train_dataloader = device_loader(data.train, data.batch_size, True, self.seed,
                                                   self.device)
             self.val_dataloader = device_loader(data.val, data.batch_size, False, None,
                                                 self.device)
+        else:
+            self.train_dataloader = data.train_dataloader(shuffle_seed=self.seed)
+            self.val_dataloader = data.val_dataloader()
         self.num_train_batches = len(self.train_dataloader)
         self.num_val_batches = len(self.val_dataloader) if self.val_dataloader is not None else 0
 

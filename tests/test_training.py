@@ -146,7 +146,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_model_history_and_checkpoint(tiny, tmp_p
     # call 1 is prepare_model's look at one batch, call 2 is epoch 1, call 3 is epoch 2
     # (call 3 recomputes batch norm's statistics after epoch 1)
     loader = InterruptingLoader(real(), at_call=4)
-    tiny.train_dataloader = lambda: loader
+    tiny.train_dataloader = lambda **_: loader
     try:
         model, trainer = fit(tiny, epochs=5, seed=0, checkpoint=tmp_path / "c.pt")
     finally:
@@ -205,7 +205,8 @@ def test_main_command_end_to_end(tmp_path):
     assert "500 training, 1000 validation and 5000 test images" in result.stdout
     assert "test accuracy:" in result.stdout and "(5000 images, read once)" in result.stdout
     assert (out / "model.pt").is_file() and (out / "curves.png").stat().st_size > 5000
-    bad = subprocess.run([sys.executable, "-m", "d2l_ext", "train", "--data", str(tmp_path / "nope")],
+    bad = subprocess.run([sys.executable, "-m", "d2l_ext", "train", "--data", str(tmp_path / "nope"),
+                          "--out", str(tmp_path / "bad")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and str(tmp_path / "nope") in bad.stderr
 
