@@ -120,8 +120,11 @@ def build_parser():
     r = sub.add_parser("tables", help="render results/*.md and *.png from the JSON files")
     r.add_argument("--out", default="results")
 
-    d = sub.add_parser("diagrams", help="redraw the report's three figures into assets/")
+    d = sub.add_parser("diagrams", help="redraw the report's three figures into assets/ "
+                                         "(English) and assets/zh/ (Chinese)")
     d.add_argument("--out", default="assets")
+    d.add_argument("--lang", nargs="+", choices=["en", "zh"], default=["en", "zh"],
+                   help="the languages to draw (Chinese needs a CJK font, see README)")
     return parser
 
 
@@ -277,7 +280,11 @@ def cmd_tables(args):
 
 def cmd_diagrams(args):
     from .diagrams import draw_all
-    for path in draw_all(args.out):
+    try:
+        paths = draw_all(args.out, langs=args.lang)
+    except RuntimeError as e:         # no font with Chinese glyphs: say which package to install
+        sys.exit(f"error: {e}")
+    for path in paths:
         print(f"wrote {path}")
     return 0
 

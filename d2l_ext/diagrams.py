@@ -3,14 +3,85 @@
 The report's figures are screenshots that are not in the repository; these are drawn
 with matplotlib from the same facts the model code states (layer sizes, dropout places),
 so ``python -m d2l_ext diagrams`` regenerates them byte for byte on the same versions.
+Each is drawn in English (``assets/``) and in Chinese (``assets/zh/``, for notebooks/zh/),
+in d2l-zh's terms; the Chinese labels need a font with Chinese glyphs (``CJK_FONT_PACKAGE``).
 """
 from pathlib import Path
 
+from matplotlib import font_manager
 from matplotlib.patches import FancyBboxPatch
 
 from .plotting import plt
 
-__all__ = ["draw_block", "draw_stage", "draw_network", "draw_all"]
+__all__ = ["draw_block", "draw_stage", "draw_network", "draw_all", "cjk_font",
+           "CJK_FONT_PACKAGE", "LANGUAGES"]
+
+LANGUAGES = ("en", "zh")
+CJK_FONT_PACKAGE = "fonts-wqy-microhei"      # Debian's package; README and .ci/run install it
+CJK_FONT_FILE = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+CJK_FONT_NAMES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP",
+                  "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", "SimHei")
+
+# Every label, in each language (the Chinese in d2l-zh's terms). tests/test_diagrams.py checks the
+# English labels against a model built by d2l_ext, and that each Chinese figure states the same
+# numbers in the same order.
+WORDS = {
+    "en": dict(
+        input="input  (c_in, h, w)", conv1="1x1 conv, b channels  +  BN, ReLU",
+        gconv="3x3 grouped conv, b // 32 groups,\n{s}  + BN, ReLU",
+        conv3="1x1 conv, c channels  +  BN", add="add,  ReLU", stride="stride {s}",
+        projection="1x1 conv, c,\n{s}  + BN", identity="identity",
+        block_note="b = round(c * bot_mul) bottleneck channels; groups=32 means 32 channels per "
+                   "group, so the 3x3 conv has b // 32 groups (2, 4, 8 for c = 64, 128, 256)",
+        first="first stage (b2): block", block="block",
+        projection_block="block, 1x1 projection,\nstride 2",
+        text_block="block (1x1 projection, stride 2)",
+        code_first="code, first stage", code_later="code, later stages (default)",
+        text_title="text: dropout after the last two\nblocks (dropout_placement='text')",
+        network=["input (3, 224, 224)",
+                 "b1: 7x7 conv 64, stride 2, BN, ReLU\n3x3 max-pool, stride 2 -> (64, 56, 56)",
+                 "b2: 2 blocks, 64 ch, 2 groups\nDropout 0.2 / 0.4 -> (64, 56, 56)",
+                 "b3: 2 blocks, 128 ch, 4 groups\nstride 2, Dropout 0.4 -> (128, 28, 28)",
+                 "b4: 2 blocks, 256 ch, 8 groups\nstride 2, Dropout 0.4 -> (256, 14, 14)",
+                 "last: global avg-pool, flatten\nlinear 256 -> 5",
+                 "5 class scores"],
+        params="ResNeXt18: 622,213 parameters"),
+    "zh": dict(
+        input="输入  (c_in, h, w)", conv1="1x1 卷积, b 个通道  +  BN, ReLU",
+        gconv="3x3 分组卷积, b // 32 组,\n{s}  + BN, ReLU",
+        conv3="1x1 卷积, c 个通道  +  BN", add="相加,  ReLU", stride="步幅 {s}",
+        projection="1x1 卷积, c,\n{s}  + BN", identity="恒等映射",
+        block_note="b = round(c * bot_mul) 个瓶颈通道；groups=32 指每组 32 个通道，"
+                   "所以 3x3 卷积有 b // 32 组（2, 4, 8 组，对应 c = 64, 128, 256）",
+        first="第一个阶段 (b2): 块", block="块",
+        projection_block="块, 1x1 卷积投影,\n步幅 2",
+        text_block="块 (1x1 卷积投影, 步幅 2)",
+        code_first="代码: 第一个阶段", code_later="代码: 后面的阶段（默认）",
+        text_title="正文: 暂退法在最后两个块之后\n(dropout_placement='text')",
+        network=["输入 (3, 224, 224)",
+                 "b1: 7x7 卷积 64, 步幅 2, BN, ReLU\n3x3 最大汇聚层, 步幅 2 -> (64, 56, 56)",
+                 "b2: 2 个块, 64 通道, 2 组\n暂退法 0.2 / 0.4 -> (64, 56, 56)",
+                 "b3: 2 个块, 128 通道, 4 组\n步幅 2, 暂退法 0.4 -> (128, 28, 28)",
+                 "b4: 2 个块, 256 通道, 8 组\n步幅 2, 暂退法 0.4 -> (256, 14, 14)",
+                 "last: 全局平均汇聚层, 展平\n全连接层 256 -> 5",
+                 "5 个类别的得分"],
+        params="ResNeXt18: 622,213 个参数"),
+}
+
+
+def cjk_font():
+    """The name of a font with Chinese glyphs, or a one-line error naming the package to install."""
+    if CJK_FONT_FILE.exists():
+        font_manager.fontManager.addfont(str(CJK_FONT_FILE))   # found even if the font cache is older
+        return font_manager.FontProperties(fname=str(CJK_FONT_FILE)).get_name()
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONT_NAMES:
+        if name in have:
+            return name
+    raise RuntimeError(f"the Chinese diagrams need a font with Chinese glyphs, and none of "
+                       f"{', '.join(CJK_FONT_NAMES)} is installed: on Debian or Ubuntu, "
+                       f"sudo apt-get install {CJK_FONT_PACKAGE}")
+
 
 COLORS = {"conv": "#cfe2f3", "gconv": "#f9cb9c", "bn": "#d9ead3", "drop": "#f4cccc",
           "io": "#eeeeee", "pool": "#fff2cc", "stage": "#d9d2e9"}
@@ -38,87 +109,91 @@ def _column(ax, x, items, top=0.0, step=0.9, w=2.6):
     return ys
 
 
-def _block_column(ax, x, projection, title):
+def _block_column(ax, x, projection, title, w):
     ax.text(x, 1.0, title, ha="center", fontsize=9, weight="bold")
-    s = "stride s" if projection else "stride 1"
-    items = [("input  (c_in, h, w)", "io"),
-             ("1x1 conv, b channels  +  BN, ReLU", "conv"),
-             (f"3x3 grouped conv, b // 32 groups,\n{s}  + BN, ReLU", "gconv"),
-             ("1x1 conv, c channels  +  BN", "conv"),
-             ("add,  ReLU", "io")]
+    s = w["stride"].format(s="s" if projection else "1")
+    items = [(w["input"], "io"), (w["conv1"], "conv"), (w["gconv"].format(s=s), "gconv"),
+             (w["conv3"], "conv"), (w["add"], "io")]
     ys = _column(ax, x, items, w=3.1)
     right = x + 1.95
     if projection:
-        _box(ax, right + 0.7, (ys[1] + ys[3]) / 2, f"1x1 conv, c,\n{s}  + BN", "conv", w=1.3, h=0.7)
+        _box(ax, right + 0.7, (ys[1] + ys[3]) / 2, w["projection"].format(s=s), "conv", w=1.3, h=0.7)
         ax.plot([x + 1.55, right + 0.7, right + 0.7], [ys[0], ys[0], (ys[1] + ys[3]) / 2 + 0.35],
                 color="#333333", lw=0.9)
         _arrow(ax, right + 0.7, (ys[1] + ys[3]) / 2 - 0.35, x + 1.55, ys[4])
     else:
         ax.plot([x + 1.55, right, right], [ys[0], ys[0], ys[4]], color="#333333", lw=0.9)
-        _arrow(ax, right, ys[4], x + 1.55, ys[4], "identity")
+        _arrow(ax, right, ys[4], x + 1.55, ys[4])
+        ax.text(right + 0.08, (ys[3] + ys[4]) / 2, w["identity"], fontsize=7, va="center")
 
 
-def draw_block():
+def draw_block(lang="en"):
     """The ResNeXt block without (left) and with (right) the 1x1 projection shortcut."""
+    w = WORDS[lang]
     fig, ax = plt.subplots(figsize=(9, 4.6))
-    _block_column(ax, 0.0, False, "ResNeXtBlock(c, 32, 1)")
-    _block_column(ax, 5.0, True, "ResNeXtBlock(c, 32, 1, use_1x1conv=True, strides=2)")
-    ax.text(2.5, -4.4, "b = round(c * bot_mul) bottleneck channels; groups=32 means 32 channels "
-            "per group, so the 3x3 conv has b // 32 groups (2, 4, 8 for c = 64, 128, 256)",
-            ha="center", fontsize=7.5)
+    _block_column(ax, 0.0, False, "ResNeXtBlock(c, 32, 1)", w)
+    _block_column(ax, 5.0, True, "ResNeXtBlock(c, 32, 1, use_1x1conv=True, strides=2)", w)
+    ax.text(2.5, -4.4, w["block_note"], ha="center", fontsize=7.5)
     ax.set_xlim(-1.8, 8.8); ax.set_ylim(-4.7, 1.3); ax.axis("off")
     return fig
 
 
-def draw_stage():
+def draw_stage(lang="en"):
     """A stage as the report's code builds it, beside what the report's text describes."""
+    w = WORDS[lang]
     fig, ax = plt.subplots(figsize=(9, 4.4))
-    code = [("first stage (b2): block", "conv"), ("Dropout(0.2)", "drop"),
-            ("block", "conv"), ("Dropout(0.4)", "drop")]
-    later = [("block, 1x1 projection,\nstride 2", "gconv"),
-             ("block", "conv"), ("Dropout(0.4)", "drop")]
-    text = [("block (1x1 projection, stride 2)", "gconv"), ("Dropout(0.2)", "drop"),
-            ("block", "conv"), ("Dropout(0.4)", "drop")]
-    ax.text(0, 1.0, "code, first stage", ha="center", fontsize=9, weight="bold")
+    code = [(w["first"], "conv"), ("Dropout(0.2)", "drop"), (w["block"], "conv"), ("Dropout(0.4)", "drop")]
+    later = [(w["projection_block"], "gconv"), (w["block"], "conv"), ("Dropout(0.4)", "drop")]
+    text = [(w["text_block"], "gconv"), ("Dropout(0.2)", "drop"),
+            (w["block"], "conv"), ("Dropout(0.4)", "drop")]
+    ax.text(0, 1.0, w["code_first"], ha="center", fontsize=9, weight="bold")
     _column(ax, 0, code)
-    ax.text(3.3, 1.0, "code, later stages (default)", ha="center", fontsize=9, weight="bold")
+    ax.text(3.3, 1.0, w["code_later"], ha="center", fontsize=9, weight="bold")
     _column(ax, 3.3, later)
-    ax.text(6.6, 1.0, "text: dropout after the last two\nblocks (dropout_placement='text')",
-            ha="center", fontsize=9, weight="bold")
+    ax.text(6.6, 1.0, w["text_title"], ha="center", fontsize=9, weight="bold")
     _column(ax, 6.6, text)
     ax.set_xlim(-1.6, 8.2); ax.set_ylim(-3.2, 1.5); ax.axis("off")
     return fig
 
 
-def draw_network():
+def draw_network(lang="en"):
     """The whole ResNeXt18, with the output shape after each part for a 224x224 input."""
+    w = WORDS[lang]
     fig, ax = plt.subplots(figsize=(5.2, 6.4))
-    items = [("input (3, 224, 224)", "io"),
-             ("b1: 7x7 conv 64, stride 2, BN, ReLU\n3x3 max-pool, stride 2 -> (64, 56, 56)", "pool"),
-             ("b2: 2 blocks, 64 ch, 2 groups\nDropout 0.2 / 0.4 -> (64, 56, 56)", "stage"),
-             ("b3: 2 blocks, 128 ch, 4 groups\nstride 2, Dropout 0.4 -> (128, 28, 28)", "stage"),
-             ("b4: 2 blocks, 256 ch, 8 groups\nstride 2, Dropout 0.4 -> (256, 14, 14)", "stage"),
-             ("last: global avg-pool, flatten\nlinear 256 -> 5", "conv"),
-             ("5 class scores", "io")]
-    ys = [-i * 1.05 for i in range(len(items))]
-    for y, (t, kind) in zip(ys, items):
+    kinds = ["io", "pool", "stage", "stage", "stage", "conv", "io"]
+    ys = [-i * 1.05 for i in range(len(kinds))]
+    for y, t, kind in zip(ys, w["network"], kinds):
         _box(ax, 0, y, t, kind, w=3.8, h=0.78)
     for y0, y1 in zip(ys, ys[1:]):
         _arrow(ax, 0, y0 - 0.4, 0, y1 + 0.4)
-    ax.text(0, 0.75, "ResNeXt18: 622,213 parameters", ha="center", fontsize=9, weight="bold")
+    ax.text(0, 0.75, w["params"], ha="center", fontsize=9, weight="bold")
     ax.set_xlim(-2.1, 2.1); ax.set_ylim(ys[-1] - 0.6, 1.0); ax.axis("off")
     return fig
 
 
-def draw_all(out="assets"):
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+FIGURES = (("resnext_block", draw_block), ("resnext_stage", draw_stage),
+           ("resnext18_network", draw_network))
+
+
+def draw_all(out="assets", langs=LANGUAGES):
+    """Draw the figures: English into ``out``, Chinese into ``out/zh``; return the paths.
+
+    The font for Chinese is looked up first, so a missing one stops before anything is drawn.
+    """
+    # Latin letters in matplotlib's own font in both languages; Chinese glyphs fall back to the CJK font
+    fonts = {lang: ["DejaVu Sans"] + ([cjk_font()] if lang == "zh" else []) for lang in langs}
     paths = []
-    for name, draw in (("resnext_block", draw_block), ("resnext_stage", draw_stage),
-                       ("resnext18_network", draw_network)):
-        fig = draw()
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
-        paths.append(path)
+    for lang in langs:
+        folder = Path(out) / ("zh" if lang == "zh" else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        with plt.rc_context({"font.family": fonts[lang]}):
+            for name, draw in FIGURES:
+                fig = draw(lang)
+                path = folder / f"{name}.png"
+                tmp = path.with_suffix(".png.tmp0")
+                fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight",
+                            metadata={"Software": None})
+                plt.close(fig)
+                tmp.replace(path)
+                paths.append(path)
     return paths

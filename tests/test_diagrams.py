@@ -1,4 +1,5 @@
-"""The three figures state what the model code builds (issue 4; issue 12 for why not bytes).
+"""The three figures state what the model code builds (issue 4; issue 12 for why not bytes),
+in English and, for notebooks/zh/, in Chinese with the same numbers (issue 14).
 
 PNG bytes follow matplotlib's version (text layout moves a few pixels between releases), so
 these tests read what each figure says, its texts, and check every number against a model
@@ -13,6 +14,10 @@ import torch
 from torch import nn
 
 from d2l_ext import ResNeXt18, ResNeXtBlock, count_parameters
+import re
+import warnings
+
+from d2l_ext import diagrams
 from d2l_ext.diagrams import draw_all, draw_block, draw_network, draw_stage
 from d2l_ext.plotting import plt
 
@@ -75,7 +80,7 @@ def network():
 
 
 def test_draw_all_writes_the_committed_figures(tmp_path):
-    drawn = draw_all(tmp_path)
+    drawn = draw_all(tmp_path, langs=("en",))
     assert [p.name for p in drawn] == ["resnext_block.png", "resnext_stage.png",
                                        "resnext18_network.png"]
     for path in drawn:
@@ -130,3 +135,54 @@ def test_block_figure_states_the_group_counts():
     projection = ResNeXtBlock(64, 32, 1, use_1x1conv=True, strides=2)
     assert projection.conv4 is not None and projection.conv2.stride == (2, 2)
     assert "ResNeXtBlock(c, 32, 1, use_1x1conv=True, strides=2)" in said
+
+
+def numbers(fig):
+    """Every number the figure shows, in drawing order, and where each text stands."""
+    shown = [(t.get_position(), t.get_text()) for ax in fig.axes for t in ax.texts if t.get_text()]
+    plt.close(fig)
+    return ([n for _, text in shown for n in re.findall(r"\d[\d,.]*", text)],
+            [position for position, _ in shown])
+
+
+@pytest.mark.parametrize("draw", [draw_block, draw_stage, draw_network])
+def test_chinese_figures_state_the_english_numbers_in_chinese(draw):
+    english, chinese = numbers(draw("en")), numbers(draw("zh"))
+    assert chinese == english           # same numbers, same order, every label in the same place
+    fig = draw("zh")
+    labels = texts(fig)
+    prose = [t for t in labels if not t.startswith(("ResNeXtBlock(", "Dropout("))]
+    assert prose and all(re.search(r"[\u4e00-\u9fff]", t) for t in prose), prose
+    english = re.findall(r"\b(?:channels|groups|stride|block|input|add)\b(?!=)", " ".join(prose))
+    assert not english, english          # (groups=32 is code, and stays)
+
+
+def test_chinese_figures_are_the_committed_ones_with_every_glyph(tmp_path):
+    try:
+        diagrams.cjk_font()
+    except RuntimeError as e:
+        pytest.skip(f"{e} (CI installs it; the Chinese figures' words are checked above)")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Glyph .* missing")   # a box of tofu is a failure
+        drawn = draw_all(tmp_path, langs=("zh",))
+    assert [p.relative_to(tmp_path).as_posix() for p in drawn] == \
+        ["zh/resnext_block.png", "zh/resnext_stage.png", "zh/resnext18_network.png"]
+    for path in drawn:
+        committed = ASSETS / "zh" / path.name
+        new, old = matplotlib.image.imread(path).shape, matplotlib.image.imread(committed).shape
+        assert new[2] == old[2] and all(abs(a - b) <= 0.02 * b for a, b in zip(new[:2], old[:2])), \
+            f"assets/zh/{path.name} is {old[1]}x{old[0]}, drawn {new[1]}x{new[0]}: " \
+            f"run python -m d2l_ext diagrams"
+
+
+def test_no_chinese_font_is_a_one_line_error_naming_the_package(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(diagrams, "CJK_FONT_FILE", tmp_path / "none.ttc")
+    monkeypatch.setattr(diagrams, "CJK_FONT_NAMES", ("No Such Font CJK",))
+    with pytest.raises(RuntimeError, match="sudo apt-get install fonts-wqy-microhei"):
+        draw_all(tmp_path / "out")
+    assert not (tmp_path / "out").exists()          # nothing drawn before the font was found
+    from d2l_ext.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["diagrams", "--out", str(tmp_path / "out"), "--lang", "zh"])
+    message = str(exit_.value.code)
+    assert message.startswith("error: the Chinese diagrams need a font") and "\n" not in message
