@@ -122,32 +122,48 @@ def test_a_five_epoch_main_command_has_no_validation_loss_spike():
     assert len(losses) == 5 and max(losses) < 10
 
 
-def test_readme_main_command_numbers_come_from_its_log():
+def main_command_numbers():
+    """The main command's test accuracy (%), training seconds and wall time from its log."""
     log = (ROOT / "results" / "main_command.log").read_text()
     assert log.startswith("$ OMP_NUM_THREADS=1 /usr/bin/time -v python -m d2l_ext train ")
     acc, secs = re.search(r"test accuracy: ([0-9.]+) \(5000 images, read once\) after 60 epochs, "
                           r"(\d+)s of training", log).groups()
-    assert f"**{100 * float(acc):.2f}% test accuracy**" in README and f"{secs} s of training" in README
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\d+):(\d+)", log).groups()
-    assert f"{int(wall[0])} min {int(wall[1])} s in all" in README
     assert max(float(v) for v in re.findall(r"val loss ([0-9.]+)", log)) < 10
+    return dict(acc=100 * float(acc), secs=secs, minutes=int(wall[0]), seconds=int(wall[1]))
 
 
-def test_readme_summary_numbers_come_from_the_result_files():
+def summary_numbers():
+    """The numbers of README's summary table, in percentage points, from the result files.
+
+    README.md and README.zh-CN.md (tests/test_zh_edition.py) both state them."""
     from d2l_ext import results as R
     out = ROOT / "results"
 
     def diff(experiment, a, b):
         rows = {r["label"]: r for r in R.summarize(experiment, out)}
-        return R.difference(rows[a]["test_accs"], rows[b]["test_accs"])
+        d, (lo, hi) = R.difference(rows[a]["test_accs"], rows[b]["test_accs"])
+        return 100 * d, 100 * lo, 100 * hi
 
-    d, (lo, hi) = diff("dropout-4stages", "(0.2, 0.4)", "(0, 0)")
-    assert f"(0.2, 0.4) −{-100 * d:.1f} points, interval [−{-100 * lo:.1f}, −{-100 * hi:.1f}]" in README
-    d, (lo, hi) = diff("stages", "3 stages", "4 stages")
-    assert f"3 > 4 by {100 * d:.1f} points [{100 * lo:.1f}, {100 * hi:.1f}]" in README
-    d, (lo, hi) = diff("stages", "4 stages", "5 stages")
-    assert f"4 > 5 by {100 * d:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" in README
-    fit = {r["label"]: r["train_acc"] for r in R.summarize("stages", out)}
-    assert f"({100 * fit['4 stages']:.0f}% and {100 * fit['5 stages']:.0f}% of their own" in README
-    acc = [100 * r["test_acc"] for r in R.summarize("baselines", out)]
-    assert f"CNN {acc[0]:.1f}%, ResNet-18 {acc[1]:.1f}%, ResNeXt18 {acc[2]:.1f}%" in README
+    fit = {r["label"]: 100 * r["train_acc"] for r in R.summarize("stages", out)}
+    return dict(dropout=diff("dropout-4stages", "(0.2, 0.4)", "(0, 0)"),
+                three_four=diff("stages", "3 stages", "4 stages"),
+                four_five=diff("stages", "4 stages", "5 stages"),
+                fit=(fit["4 stages"], fit["5 stages"]),
+                baselines=[100 * r["test_acc"] for r in R.summarize("baselines", out)])
+
+
+def test_readme_main_command_numbers_come_from_its_log():
+    n = main_command_numbers()
+    assert f"**{n['acc']:.2f}% test accuracy**" in README and f"{n['secs']} s of training" in README
+    assert f"{n['minutes']} min {n['seconds']} s in all" in README
+
+
+def test_readme_summary_numbers_come_from_the_result_files():
+    n = summary_numbers()
+    d, lo, hi = n["dropout"]
+    assert f"(0.2, 0.4) −{-d:.1f} points, interval [−{-lo:.1f}, −{-hi:.1f}]" in README
+    assert "3 > 4 by {:.1f} points [{:.1f}, {:.1f}]".format(*n["three_four"]) in README
+    assert "4 > 5 by {:.1f} [{:.1f}, {:.1f}]".format(*n["four_five"]) in README
+    assert "({:.0f}% and {:.0f}% of their own".format(*n["fit"]) in README
+    assert "CNN {:.1f}%, ResNet-18 {:.1f}%, ResNeXt18 {:.1f}%".format(*n["baselines"]) in README
