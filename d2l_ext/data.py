@@ -371,9 +371,8 @@ class FashionMNIST5(FashionMNIST):
     """The report's regime on real data: 5 classes, 100 training images each.
 
     The report's own data set (5 classes, a course's small image set) is not available.
-    This preset mirrors its regime: the five *upper-body garments* of Fashion-MNIST,
-    t-shirt, pullover, dress, coat and shirt, are the classes that the usual Fashion-MNIST
-    classifiers confuse most, so accuracy stays well below 100%; and 100 training images
+    This preset mirrors its regime: t-shirt, pullover, dress, coat and shirt are the five
+    Fashion-MNIST classes that the usual classifiers confuse most, so accuracy stays well below 100%; and 100 training images
     per class (500 in all, seeded and stratified) are few enough for a deep network to
     memorize. Three disjoint splits: ``train`` 500 images, ``val`` 200 per class (1,000)
     from the rest of the official training file, ``test`` every official test image of

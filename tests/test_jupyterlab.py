@@ -116,9 +116,10 @@ IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)|<img\
 
 
 def markdown_images():
-    """(notebook, src) for every image in the notebooks' Markdown cells."""
+    """(notebook, src) for every image in the notebooks' Markdown cells, both editions."""
     found = []
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in [*sorted((ROOT / "notebooks").glob("*.ipynb")),
+                 *sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))]:
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "markdown":
                 for a, b in IMAGE.findall("".join(cell["source"])):
@@ -132,7 +133,7 @@ def test_every_image_in_the_notebooks_is_served(server):
     root: `..` there stays at the root), then GET /files/<path>."""
     port, served = server
     images = markdown_images()
-    assert len(images) >= 3, images          # the block, stage and network diagrams
+    assert len(images) >= 6, images          # the block, stage and network diagrams, twice
     failures = []
     for notebook, src in images:
         assert not re.match(r"[a-z]+:", src), f"{notebook.name}: {src} is not in the repository"
