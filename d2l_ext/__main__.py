@@ -279,10 +279,10 @@ def cmd_tables(args):
 
 
 def cmd_diagrams(args):
-    from .diagrams import draw_all
+    from .diagrams import NoCJKFontError, draw_all
     try:
         paths = draw_all(args.out, langs=args.lang)
-    except RuntimeError as e:         # no font with Chinese glyphs: say which package to install
+    except NoCJKFontError as e:       # no font with Chinese glyphs: say which package to install
         sys.exit(f"error: {e}")
     for path in paths:
         print(f"wrote {path}")

@@ -14,7 +14,7 @@ from matplotlib.patches import FancyBboxPatch
 from .plotting import plt
 
 __all__ = ["draw_block", "draw_stage", "draw_network", "draw_all", "cjk_font",
-           "CJK_FONT_PACKAGE", "LANGUAGES"]
+           "NoCJKFontError", "CJK_FONT_PACKAGE", "LANGUAGES"]
 
 LANGUAGES = ("en", "zh")
 CJK_FONT_PACKAGE = "fonts-wqy-microhei"      # Debian's package; README and .ci/run install it
@@ -69,6 +69,10 @@ WORDS = {
 }
 
 
+class NoCJKFontError(RuntimeError):
+    """No installed font has Chinese glyphs: the message names the Debian package to install."""
+
+
 def cjk_font():
     """The name of a font with Chinese glyphs, or a one-line error naming the package to install."""
     if CJK_FONT_FILE.exists():
@@ -78,7 +82,7 @@ def cjk_font():
     for name in CJK_FONT_NAMES:
         if name in have:
             return name
-    raise RuntimeError(f"the Chinese diagrams need a font with Chinese glyphs, and none of "
+    raise NoCJKFontError(f"the Chinese diagrams need a font with Chinese glyphs, and none of "
                        f"{', '.join(CJK_FONT_NAMES)} is installed: on Debian or Ubuntu, "
                        f"sudo apt-get install {CJK_FONT_PACKAGE}")
 

@@ -137,21 +137,24 @@ def test_block_figure_states_the_group_counts():
     assert "ResNeXtBlock(c, 32, 1, use_1x1conv=True, strides=2)" in said
 
 
-def numbers(fig):
-    """Every number the figure shows, in drawing order, and where each text stands."""
+def placed_texts(fig):
+    """(position, text) of every text the figure shows, in drawing order."""
     shown = [(t.get_position(), t.get_text()) for ax in fig.axes for t in ax.texts if t.get_text()]
     plt.close(fig)
+    return shown
+
+
+def numbers(shown):
+    """Every number in the texts, in order, and where each text stands."""
     return ([n for _, text in shown for n in re.findall(r"\d[\d,.]*", text)],
             [position for position, _ in shown])
 
 
 @pytest.mark.parametrize("draw", [draw_block, draw_stage, draw_network])
 def test_chinese_figures_state_the_english_numbers_in_chinese(draw):
-    english, chinese = numbers(draw("en")), numbers(draw("zh"))
-    assert chinese == english           # same numbers, same order, every label in the same place
-    fig = draw("zh")
-    labels = texts(fig)
-    prose = [t for t in labels if not t.startswith(("ResNeXtBlock(", "Dropout("))]
+    chinese = placed_texts(draw("zh"))
+    assert numbers(chinese) == numbers(placed_texts(draw("en")))  # same numbers, order, places
+    prose = [t for _, t in chinese if not t.startswith(("ResNeXtBlock(", "Dropout("))]
     assert prose and all(re.search(r"[\u4e00-\u9fff]", t) for t in prose), prose
     english = re.findall(r"\b(?:channels|groups|stride|block|input|add)\b(?!=)", " ".join(prose))
     assert not english, english          # (groups=32 is code, and stays)
@@ -160,7 +163,7 @@ def test_chinese_figures_state_the_english_numbers_in_chinese(draw):
 def test_chinese_figures_are_the_committed_ones_with_every_glyph(tmp_path):
     try:
         diagrams.cjk_font()
-    except RuntimeError as e:
+    except diagrams.NoCJKFontError as e:
         pytest.skip(f"{e} (CI installs it; the Chinese figures' words are checked above)")
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Glyph .* missing")   # a box of tofu is a failure
@@ -178,7 +181,7 @@ def test_chinese_figures_are_the_committed_ones_with_every_glyph(tmp_path):
 def test_no_chinese_font_is_a_one_line_error_naming_the_package(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(diagrams, "CJK_FONT_FILE", tmp_path / "none.ttc")
     monkeypatch.setattr(diagrams, "CJK_FONT_NAMES", ("No Such Font CJK",))
-    with pytest.raises(RuntimeError, match="sudo apt-get install fonts-wqy-microhei"):
+    with pytest.raises(diagrams.NoCJKFontError, match="sudo apt-get install fonts-wqy-microhei"):
         draw_all(tmp_path / "out")
     assert not (tmp_path / "out").exists()          # nothing drawn before the font was found
     from d2l_ext.__main__ import main

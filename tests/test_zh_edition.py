@@ -146,10 +146,10 @@ def test_every_term_pair_is_in_the_glossary_with_its_chinese_term():
 
 
 def test_each_glossary_term_first_appears_in_the_notebook_it_names():
-    first = {}
+    table, first = glossary(), {}
     for stem, _, _, english in term_pairs():
-        first.setdefault(glossary()[english.lower()], stem)
-    rows = set(glossary().values())
+        first.setdefault(table[english.lower()], stem)
+    rows = set(table.values())
     assert {row: first.get(row) for row in rows} == {row: row[1] for row in rows}
     for term in ("分组卷积", "基数", "暂退法", "批量规范化", "汇聚层", "残差块", "瓶颈", "混淆矩阵"):
         assert term in {zh for zh, _ in rows}, term          # the terms issue 14 names

@@ -43,6 +43,13 @@ def text(nb):
     return nbformat.writes(nb) + "\n"
 
 
+def write(path, nb):
+    """Write atomically: a Ctrl-C never leaves half a notebook."""
+    tmp = path.with_suffix(".ipynb.tmp0")
+    tmp.write_text(text(nb))
+    tmp.replace(path)
+
+
 def synced(en, zh):
     """The Chinese notebook rebuilt on the English one's cells; and the notes on what needs work.
 
@@ -94,7 +101,7 @@ def mark_translated(stem, ids):
     unknown = set(ids) - {c.id for c in zh.cells if c.cell_type == "markdown"}
     if unknown:
         sys.exit(f"{path.relative_to(ROOT)} has no Markdown cell {', '.join(sorted(unknown))}")
-    path.write_text(text(zh))
+    write(path, zh)
 
 
 def main(argv=None):
@@ -119,9 +126,7 @@ def main(argv=None):
             out_of_step.append(zh_path.name)
             if not args.check:
                 ZH.mkdir(exist_ok=True)
-                tmp = zh_path.with_suffix(".ipynb.tmp0")
-                tmp.write_text(text(new))
-                tmp.replace(zh_path)      # atomic: a Ctrl-C never leaves half a notebook
+                write(zh_path, new)
         verb = ("differs from English" if args.check else "updated") if changed else "in step"
         print(f"notebooks/zh/{zh_path.name}: {verb}" + "".join(f"\n  {n}" for n in notes))
     extra = sorted({p.name for p in ZH.glob("*.ipynb")} - {p.name for p in EN.glob("*.ipynb")})
