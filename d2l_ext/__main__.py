@@ -91,7 +91,9 @@ def build_parser():
                                    "call resumes.")
     a.add_argument("experiments", nargs="+",
                    choices=list(EXPERIMENTS))
-    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds to run for every row (default: 0 1 2, and 0-4 for the rows "
+                        "behind README's verdicts)")
     a.add_argument("--epochs", type=int, default=None,
                    help="override the recipe's epochs (results then go to <experiment>-<N>ep/)")
     a.add_argument("--device", default="auto")

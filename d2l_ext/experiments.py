@@ -26,21 +26,27 @@ import torch
 
 from .data import AUGMENTATIONS
 from .evaluation import accuracy
-from .recipes import LR_GRID, RECIPES, build_data, build_run
+from .recipes import LR_EXTENDED, LR_GRID, RECIPES, build_data, build_run
 
 __all__ = ["EXPERIMENTS", "NETWORKS", "REPORT", "run_experiment", "estimate_experiment",
-           "seconds_per_batch", "load_results", "selected_lr", "network_of"]
+           "seconds_per_batch", "load_results", "selected_lr", "network_of", "row_seeds",
+           "sweep_extension", "sweep_rows"]
 
 _R = lambda stages, dropout=(0.2, 0.4): dict(model="resnext", stages=stages,  # noqa: E731
                                              dropout=list(dropout))
 
-#: The networks whose learning rate is swept, by name (ResNeXt with the report's dropout).
+#: The networks whose learning rate is swept, by name: ResNeXt with the report's dropout
+#: (0.2, 0.4) and without any; a row with other dropout rates takes the rate of the
+#: network with the report's dropout (``network_of``).
 NETWORKS = {
     "baseline CNN": dict(model="baseline"),
     "ResNet-18": dict(model="resnet18"),
     "ResNeXt, 3 stages": _R(3),
     "ResNeXt, 4 stages": _R(4),
     "ResNeXt, 5 stages": _R(5),
+    "ResNeXt, 3 stages, no dropout": _R(3, (0, 0)),
+    "ResNeXt, 4 stages, no dropout": _R(4, (0, 0)),
+    "ResNeXt, 5 stages, no dropout": _R(5, (0, 0)),
 }
 
 #: Each experiment: (recipe, [(row label, model config), ...]), in the report's order.
@@ -52,16 +58,37 @@ EXPERIMENTS = {
     "dropout-3stages": ("5class", [
         ("(0, 0)", _R(3, (0, 0))), ("(0.2, 0.4)", _R(3)), ("(0.3, 0.5)", _R(3, (0.3, 0.5)))]),
     "stages": ("5class", [("3 stages", _R(3)), ("4 stages", _R(4)), ("5 stages", _R(5))]),
+    "stages-no-dropout": ("5class", [("3 stages", _R(3, (0, 0))), ("4 stages", _R(4, (0, 0))),
+                                     ("5 stages", _R(5, (0, 0)))]),
     "baselines": ("5class", [
         ("baseline CNN", dict(model="baseline")),
         ("ResNet-18 (4 stages)", dict(model="resnet18")),
         ("ResNeXt18 (3 stages, dropout 0.2/0.4)", _R(3)),
     ]),
+    "dropout-4stages-stock-d2l": ("5class-stock-d2l", [
+        ("(0, 0)", _R(4, (0, 0))), ("(0.2, 0.4)", _R(4)), ("(0.3, 0.5)", _R(4, (0.3, 0.5)))]),
     "stages-64px": ("5class-64px", [("3 stages", _R(3)), ("4 stages", _R(4)),
                                     ("5 stages", _R(5))]),
     "full": ("full", [("ResNeXt18, 10 classes", _R(3))]),
     "full-cpu10min": ("full-cpu10min", [("ResNeXt18, 10 classes, 10 CPU minutes", _R(3))]),
 }
+
+#: Seeds a row runs when ``ablate`` is given no ``--seeds``: 5 for the rows behind README's
+#: three verdicts, 3 for the rest.
+DEFAULT_SEEDS = (0, 1, 2)
+HEADLINE_SEEDS = (0, 1, 2, 3, 4)
+HEADLINE_ROWS = {
+    "dropout-4stages": {"(0, 0)", "(0.2, 0.4)"},
+    "stages": {"3 stages", "4 stages"},
+    "stages-no-dropout": {"3 stages", "4 stages"},
+    "baselines": {"baseline CNN", "ResNeXt18 (3 stages, dropout 0.2/0.4)"},
+}
+
+
+def row_seeds(experiment, label):
+    """The seeds ``ablate`` runs for a row by default."""
+    return HEADLINE_SEEDS if label in HEADLINE_ROWS.get(experiment, ()) else DEFAULT_SEEDS
+
 
 #: The report's accuracies (its own 5-class data set), by experiment and row label. Its
 #: dropout table ran on 4 stages, so it sits beside ``dropout-4stages``.
@@ -72,33 +99,77 @@ REPORT = {
 }
 
 #: Experiments whose rows take their network's learning rate from ``lr-sweep``.
-SWEPT = {"dropout-4stages", "dropout-3stages", "stages", "baselines", "stages-64px"}
+SWEPT = {"dropout-4stages", "dropout-3stages", "stages", "stages-no-dropout", "baselines",
+         "stages-64px"}
+
+
+def _without_dropout(config):
+    return config["model"] == "resnext" and not any(config.get("dropout", (0.2, 0.4)))
 
 
 def network_of(config):
-    """The name in ``NETWORKS`` of a row's network (dropout rates and lr aside)."""
+    """The name in ``NETWORKS`` of a row's network (its lr aside): ResNeXt without dropout
+    is a network of its own; any other dropout rates count as the report's (0.2, 0.4)."""
     for name, net in NETWORKS.items():
-        if net["model"] == config["model"] and net.get("stages") == config.get("stages"):
+        if (net["model"] == config["model"] and net.get("stages") == config.get("stages")
+                and _without_dropout(net) == _without_dropout(config)):
             return name
     raise ValueError(f"no network in NETWORKS matches {config}")
 
 
+def _sweep_scores(network, out):
+    """{lr: validation accuracy or None (diverged)} of ``network``'s ``lr-sweep`` runs."""
+    return {r["config"]["lr"]: r.get("val_acc") for r in load_results("lr-sweep", out)
+            if network_of(r["config"]) == network}
+
+
+def _best_lr(scores):
+    """The rate with the best validation accuracy (the lower on a tie), or None."""
+    finished = [(acc, -lr) for lr, acc in scores.items() if acc is not None]
+    return -max(finished)[1] if finished else None
+
+
+def sweep_extension(network, out="results"):
+    """The next rate ``lr-sweep`` must try for ``network``, or None: one step along
+    ``LR_EXTENDED`` past the edge where the best rate sits, until it has a neighbour on
+    each side (a diverged rate counts as a neighbour) or the list ends."""
+    scores = _sweep_scores(network, out)
+    best = _best_lr(scores)
+    if not set(LR_GRID) <= scores.keys() or best is None:
+        return None
+    i = LR_EXTENDED.index(best)
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(LR_EXTENDED) and LR_EXTENDED[j] not in scores:
+            return LR_EXTENDED[j]
+    return None
+
+
 def selected_lr(network, out="results"):
-    """The learning rate from ``LR_GRID`` with the best final validation accuracy for
-    ``network`` in ``lr-sweep`` (seed 0); an error naming the command if it is not run."""
-    records = [r for r in load_results("lr-sweep", out)
-               if network_of(r["config"]) == network]
-    lrs = {r["config"]["lr"] for r in records}
-    if lrs != set(LR_GRID):
+    """The rate with the best final validation accuracy for ``network`` in ``lr-sweep``
+    (seed 0), once the sweep has run ``LR_GRID`` and every extension the choice asked for;
+    an error naming the command otherwise."""
+    scores = _sweep_scores(network, out)
+    if not set(LR_GRID) <= scores.keys() or sweep_extension(network, out) is not None:
         raise FileNotFoundError(
             f"the learning-rate sweep for {network!r} is incomplete in {out}/lr-sweep "
-            f"(has {sorted(lrs)} of {list(LR_GRID)}): run `python -m d2l_ext ablate lr-sweep "
-            f"--seeds 0` first")
-    finished = [r for r in records if r.get("val_acc") is not None]     # not diverged
-    if not finished:
+            f"(has {sorted(scores)}; needs {list(LR_GRID)} and, where the best rate sits at "
+            f"an edge, the next of {list(LR_EXTENDED)}): run `python -m d2l_ext ablate "
+            f"lr-sweep --seeds 0` first")
+    best = _best_lr(scores)
+    if best is None:
         raise ValueError(f"every learning rate of the sweep diverged for {network!r}")
-    best = max(finished, key=lambda r: (r["val_acc"], -r["config"]["lr"]))
-    return best["config"]["lr"]
+    return best
+
+
+def sweep_rows(out="results"):
+    """``lr-sweep``'s rows: ``LR_GRID`` for every network, then the extensions the results
+    so far ask for (``sweep_extension``)."""
+    rows = list(EXPERIMENTS["lr-sweep"][1])
+    for name, config in NETWORKS.items():
+        lr = sweep_extension(name, out)
+        if lr is not None:
+            rows.append((f"{name}, lr {lr:g}", dict(config, lr=lr)))
+    return rows
 
 
 def row_config(experiment, config, out="results"):
@@ -208,12 +279,12 @@ def _claim(path):
 
 
 def _readable_record(path):
-    """Whether ``path`` holds a whole run record (a JSON object with its test accuracy)."""
+    """The run record ``path`` holds (a JSON object with its test accuracy), or None."""
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(record, dict) and "test_acc" in record
+        return None
+    return record if isinstance(record, dict) and "test_acc" in record else None
 
 
 def _write_json(path, record):
@@ -223,57 +294,96 @@ def _write_json(path, record):
     tmp.replace(path)
 
 
-def run_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto", root="data",
+def run_experiment(experiment, seeds=None, out="results", device="auto", root="data",
                    progress="terminal", epochs=None, log=print):
-    """Run every row x seed of one experiment that has no result file yet."""
+    """Run every row x seed of one experiment that has no result file yet (``seeds``: the
+    same for every row; by default ``row_seeds``). ``lr-sweep`` then runs the extensions
+    its results ask for, until there are none."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
     recipe, folder = _run_recipe(experiment, epochs)
     if folder == experiment:
         epochs = None       # the recipe's own epochs: the recorded command needs no --epochs
-    rows = [(label, row_config(experiment, config, out))     # lr looked up before any work
-            for label, config in EXPERIMENTS[experiment][1]]
-    done = []
-    for seed, (label, config) in itertools.product(seeds, rows):   # seed 0 of every row first
-        path = _result_path(out, folder, label, seed)
-        if path.exists():
-            if _readable_record(path):
-                log(f"[{experiment}] {label} seed {seed}: done already ({path})")
+    done, rows_seen = [], set()
+    while True:
+        rows = (sweep_rows(out) if experiment == "lr-sweep" and folder == experiment
+                else EXPERIMENTS[experiment][1])
+        rows = [(label, row_config(experiment, config, out))   # lr looked up before any work
+                for label, config in rows if label not in rows_seen]
+        if not rows:
+            return done
+        rows_seen.update(label for label, _ in rows)
+        runs = [(seed, label, config)
+                for seed in sorted({s for label, _ in rows
+                                    for s in (seeds or row_seeds(experiment, label))})
+                for label, config in rows
+                if seed in (seeds or row_seeds(experiment, label))]   # seed 0 of every row first
+        for seed, label, config in runs:
+            path = _result_path(out, folder, label, seed)
+            if _finished(path, config, recipe, experiment, label, seed, log):
                 continue
-            # Empty or cut short (a full disk, a copy): not a result. Redo the run; its
-            # new file replaces this one.
-            log(f"[{experiment}] {label} seed {seed}: warning: {path} is empty or not a "
-                f"readable result file; training this run again")
-        twin = _same_run_elsewhere(out, config, recipe, seed)
-        if twin is not None:    # same model, recipe and seed: one run serves both tables
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_json(path, dict(twin, experiment=experiment, label=label,
-                                    copied_from=f"{twin['experiment']}/{twin['label']}"))
-            log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
-                f"{twin['label']}, copied")
-            continue
-        lock = _claim(path)
-        if lock is None:
-            log(f"[{experiment}] {label} seed {seed}: being trained by another process")
-            continue
-        resuming = (" (resuming from its checkpoint)"
-                    if checkpoint_path(path, config, recipe).exists() else "")
-        log(f"[{experiment}] {label} seed {seed}: training{resuming}"
-            + (f", lr {config['lr']:g}" if "lr" in config else ""))
-        try:
-            record = run_one(experiment, label, config, seed, path, recipe,
-                             device, root, progress, epochs)
-        finally:
-            lock.unlink(missing_ok=True)
-        if record.get("diverged"):
-            log(f"[{experiment}] {label} seed {seed}: diverged: {record['diverged']} "
-                f"-> {path}")
-        else:
-            log(f"[{experiment}] {label} seed {seed}: train loss {record['train_loss']:.3f}, "
-                f"val acc {record['val_acc']:.4f}, test acc {record['test_acc']:.4f} "
-                f"in {record['seconds']:.0f}s -> {path}")
-        done.append(path)
-    return done
+            record = _run_or_copy(experiment, label, config, seed, path, recipe, out,
+                                  device, root, progress, epochs, log)
+            if record is not None:
+                done.append(path)
+
+
+def _finished(path, config, recipe, experiment, label, seed, log):
+    """Whether ``path`` holds this run's record. A file from other settings (the sweep chose
+    another rate since) is moved to ``archive/stale/`` and the run is done again; an empty
+    or cut-short file (a full disk, a copy) is not a result either."""
+    if not path.exists():
+        return False
+    record = _readable_record(path)
+    if record is None:
+        log(f"[{experiment}] {label} seed {seed}: warning: {path} is empty or not a "
+            f"readable result file; training this run again")
+        return False
+    if (record.get("config"), record.get("recipe")) == (config, recipe):
+        log(f"[{experiment}] {label} seed {seed}: done already ({path})")
+        return True
+    stale = path.parent.parent / "archive" / "stale" / path.parent.name / path.name
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    path.replace(stale)
+    log(f"[{experiment}] {label} seed {seed}: {path} ran other settings "
+        f"(lr {record.get('config', {}).get('lr')}, now {config.get('lr')}): moved to "
+        f"{stale}; training this run again")
+    return False
+
+
+def _run_or_copy(experiment, label, config, seed, path, recipe, out, device, root, progress,
+                 epochs, log):
+    """Copy the record of the same run made for another table, or train it (under a lock
+    shared with other ``ablate`` processes); the record, or None if another process has it."""
+    twin = _same_run_elsewhere(out, config, recipe, seed)
+    if twin is not None:    # same model, recipe and seed: one run serves both tables
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = dict(twin, experiment=experiment, label=label,
+                      copied_from=f"{twin['experiment']}/{twin['label']}")
+        _write_json(path, record)
+        log(f"[{experiment}] {label} seed {seed}: same run as {twin['experiment']}/"
+            f"{twin['label']}, copied")
+        return record
+    lock = _claim(path)
+    if lock is None:
+        log(f"[{experiment}] {label} seed {seed}: being trained by another process")
+        return None
+    resuming = (" (resuming from its checkpoint)"
+                if checkpoint_path(path, config, recipe).exists() else "")
+    log(f"[{experiment}] {label} seed {seed}: training{resuming}"
+        + (f", lr {config['lr']:g}" if "lr" in config else ""))
+    try:
+        record = run_one(experiment, label, config, seed, path, recipe,
+                         device, root, progress, epochs)
+    finally:
+        lock.unlink(missing_ok=True)
+    if record.get("diverged"):
+        log(f"[{experiment}] {label} seed {seed}: diverged: {record['diverged']} -> {path}")
+    else:
+        log(f"[{experiment}] {label} seed {seed}: train loss {record['train_loss']:.3f}, "
+            f"val acc {record['val_acc']:.4f}, test acc {record['test_acc']:.4f} "
+            f"in {record['seconds']:.0f}s -> {path}")
+    return record
 
 
 def _run_recipe(experiment, epochs=None):
@@ -307,7 +417,7 @@ def seconds_per_batch(step, loader, batches, warmup, device):
     return (now() - start) / timed
 
 
-def estimate_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto",
+def estimate_experiment(experiment, seeds=None, out="results", device="auto",
                         root="data", epochs=None, batches=20, warmup=3, log=print):
     """How long ``run_experiment`` would take here, from a few timed batches per row.
 
@@ -327,7 +437,8 @@ def estimate_experiment(experiment, seeds=(0, 1, 2), out="results", device="auto
     rows = []
     for label, config in EXPERIMENTS[experiment][1]:
         config = row_config(experiment, config, out) if experiment in SWEPT else config
-        pending = [s for s in seeds       # runs neither written nor copyable from a twin
+        pending = [s for s in (seeds or row_seeds(experiment, label))  # neither written
+                   # nor copyable from a twin
                    if not _result_path(out, folder, label, s).exists()
                    and _same_run_elsewhere(out, config, recipe, s) is None]
         _, model, trainer = build_run(recipe, config, data, seed=0, device=device,

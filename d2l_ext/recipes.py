@@ -7,7 +7,7 @@ from .data import FashionMNIST, FashionMNIST5, ImageFolderData
 from .models import build_model
 from .training import Trainer
 
-__all__ = ["RECIPES", "LR_GRID", "TRAIN_LR", "build_data", "build_run"]
+__all__ = ["RECIPES", "LR_GRID", "LR_EXTENDED", "TRAIN_LR", "build_data", "build_run"]
 
 #: One recipe per family of runs. The 5-class recipe: SGD with Nesterov momentum 0.9 and
 #: weight decay 5e-4, a 3-epoch linear warm-up (deep nets at batch 32 otherwise blow up in
@@ -24,6 +24,12 @@ RECIPES = {
     "5class-64px": dict(data="fashion5", epochs=60, batch_size=32, lr=0.05, momentum=0.9,
                         weight_decay=5e-4, schedule="cosine", warmup=3, resize=64,
                         augment=False),
+    # What the report most likely ran: stock d2l's Classifier and Trainer (plain SGD with
+    # no momentum or weight decay, a constant learning rate, batch norm's running averages
+    # for evaluation) at the report's own default lr=0.1; data and epochs as in "5class".
+    "5class-stock-d2l": dict(data="fashion5", epochs=60, batch_size=32, lr=0.1, momentum=0.0,
+                             weight_decay=0.0, schedule=None, warmup=0, resize=32,
+                             augment=False, recompute_bn=False),
     "full": dict(data="fashion", epochs=50, batch_size=256, lr=0.1, momentum=0.9,
                  weight_decay=5e-4, schedule="cosine", warmup=0, resize=96,
                  augment="crop-flip-erase"),
@@ -34,6 +40,10 @@ RECIPES = {
 
 #: Learning rates tried for each network on the validation split (``ablate lr-sweep``).
 LR_GRID = (0.01, 0.03, 0.1, 0.3)
+#: Where a network's best rate sits at an edge of the rates tried, the sweep goes one step
+#: further along this list, until the best rate has a neighbour on each side (or the list
+#: ends), so that no choice is an artefact of where the grid stopped.
+LR_EXTENDED = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 #: ``train``'s default learning rate: the one ``lr-sweep`` chose for the report's 3-stage
 #: ResNeXt on the validation split (``tests/test_docs.py`` checks that they agree).
@@ -70,5 +80,5 @@ def build_run(recipe, config, data=None, root="data", **trainer_args):
     trainer = Trainer(max_epochs=recipe["epochs"], momentum=recipe["momentum"],
                       weight_decay=recipe["weight_decay"], schedule=recipe["schedule"],
                       warmup=recipe.get("warmup", 0), amp=recipe.get("amp", True),
-                      **trainer_args)
+                      recompute_bn=recipe.get("recompute_bn", True), **trainer_args)
     return data, model, trainer

@@ -9,27 +9,20 @@ from pathlib import Path
 
 import torch
 
+from . import stats
 from .experiments import EXPERIMENTS, REPORT, SWEPT, load_results, network_of
-from .recipes import RECIPES
 
-__all__ = ["summarize", "fit_verdict", "difference", "markdown_table", "differences_table",
-           "lr_sweep_table", "plot_experiment", "render_all", "T_975"]
+from .recipes import LR_EXTENDED, RECIPES
 
-#: Two-sided 95% quantiles of Student's t by degrees of freedom (1-30); beyond, 1.96-ish.
-T_975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+__all__ = ["summarize", "compare_rows", "markdown_table", "differences_table",
+           "lr_sweep_table", "plot_experiment", "render_all", "CONVENTION"]
 
-#: A network that classifies less than this fraction of its own 500 training images
-#: correctly (in eval mode) after its last epoch has not fit them: it underfits.
-FITS_TRAINING_SET = 0.95
-#: A network that fits its training images and is this much worse on validation images
-#: overfits: it learned the 500 images, not the classes.
-OVERFIT_GAP = 0.15
-
-
-def _t975(df):
-    return T_975[min(max(int(df), 1), len(T_975)) - 1] if df < len(T_975) else 1.96
+#: Said once, under every table of differences.
+CONVENTION = ("Rows: mean ± SD over seeds. Differences: mean of the per-seed differences "
+              "with a paired 95% t interval where the rows share seeds (Welch otherwise); "
+              "an interval that contains 0 means no difference was detected, and its ends "
+              "say how large one could still be. Intervals cover seed noise only: the "
+              "training images are one fixed draw.")
 
 
 def _mean_std(values):
@@ -38,50 +31,37 @@ def _mean_std(values):
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def fit_verdict(train_acc, val_acc):
-    """'underfit', 'overfit' or 'neither', from training and validation accuracy."""
-    if train_acc < FITS_TRAINING_SET:
-        return "underfit"
-    return "overfit" if train_acc - val_acc >= OVERFIT_GAP else "neither"
-
-
 def summarize(experiment, out="results"):
     """Rows in the experiment's order: label, n, lr, final train loss and accuracy,
-    validation and test accuracy (mean and std over seeds), the report's number, s/run."""
+    validation and test accuracy (mean and std over seeds; ``test_by_seed`` for paired
+    comparisons), the train − validation gap, the report's number, s/run."""
     records = load_results(experiment, out)
     rows = []
     for label, _ in EXPERIMENTS[experiment][1]:
-        every = [r for r in records if r["label"] == label]
+        every = [r for r in records if r.get("label") == label]
         mine = [r for r in every if not r.get("diverged")]
         get = lambda key: [r[key] for r in mine if key in r]  # noqa: E731
         row = {"label": label, "n": len(mine), "diverged": len(every) - len(mine),
                "report": REPORT.get(experiment, {}).get(label),
                "lr": sorted({r["config"].get("lr", r["recipe"]["lr"]) for r in mine}),
                "seconds": statistics.mean([r["seconds"] for r in every]) if every else math.nan,
-               "test_accs": get("test_acc")}
+               "test_accs": get("test_acc"),
+               "test_by_seed": {r["seed"]: r["test_acc"] for r in mine}}
         for key in ("train_loss", "train_acc", "val_acc", "test_acc"):
             row[key], row[key + "_std"] = _mean_std(get(key))
+        row["gap"] = row["train_acc"] - row["val_acc"]
         tta = get("test_acc_flip_tta")
         row["flip_tta_mean"] = statistics.mean(tta) if tta else None
-        row["verdict"] = (fit_verdict(row["train_acc"], row["val_acc"])
-                          if not math.isnan(row["train_acc"]) else "–")
         rows.append(row)
     return rows
 
 
-def difference(a, b):
-    """Mean of ``a`` minus mean of ``b`` and its 95% confidence interval (Welch's t), for
-    two lists of per-seed accuracies; the interval is None with fewer than 2 seeds each."""
-    diff = statistics.mean(a) - statistics.mean(b)
-    if len(a) < 2 or len(b) < 2:
-        return diff, None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, (diff, diff)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = _t975(df) * se
-    return diff, (diff - half, diff + half)
+def compare_rows(experiment, a, b, out="results", other=None):
+    """Test accuracy of row ``a`` minus row ``b`` (``b`` from experiment ``other`` if given),
+    paired by seed (``stats.compare``)."""
+    rows = {r["label"]: r for r in summarize(experiment, out)}
+    others = rows if other is None else {r["label"]: r for r in summarize(other, out)}
+    return stats.compare(rows[a]["test_by_seed"], others[b]["test_by_seed"])
 
 
 def _pct(x, std=None, digits=1):
@@ -91,12 +71,12 @@ def _pct(x, std=None, digits=1):
 
 
 def markdown_table(experiment, out="results"):
-    """The experiment's table in Markdown: ours beside the report's, with the fit verdict."""
+    """The experiment's table in Markdown: ours beside the report's, with the train − val gap."""
     recipe_name = EXPERIMENTS[experiment][0]
     rows = summarize(experiment, out)
     tta = any(r["flip_tta_mean"] is not None for r in rows)
     lines = ["| configuration | lr | train loss | train acc | val acc | test acc (mean ± std) "
-             "| seeds | report | fit | s/run |" + (" test acc, flip TTA |" if tta else ""),
+             "| seeds | report | train − val | s/run |" + (" test acc, flip TTA |" if tta else ""),
              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if tta else "")]
     for r in rows:
         if not r["n"]:
@@ -110,7 +90,7 @@ def markdown_table(experiment, out="results"):
                 f"| {_pct(r['test_acc'], r['test_acc_std'])} | {r['n']}"
                 + (f" (+{r['diverged']} diverged)" if r["diverged"] else "")
                 + f" | {_pct(r['report'])} "
-                f"| {r['verdict']} | {r['seconds']:.0f} |")
+                f"| {100 * r['gap']:.1f} points | {r['seconds']:.0f} |")
         if tta:
             line += f" {_pct(r['flip_tta_mean'], digits=2)} |"
         lines.append(line)
@@ -134,39 +114,35 @@ def cost(experiment, out="results"):
 
 
 def differences_table(experiment, out="results", reference=0):
-    """Each row's test accuracy minus the reference row's, with a 95% interval (Welch)."""
+    """Each row's test accuracy minus the reference row's: mean, 95% interval, verdict."""
     rows = summarize(experiment, out)
     ref = rows[reference]
     lines = [f"| {experiment}: difference in test accuracy | mean | 95% interval | verdict |",
              "|---|---|---|---|"]
     for r in rows:
-        if r is ref or len(r["test_accs"]) == 0 or len(ref["test_accs"]) == 0:
+        if r is ref or not r["test_by_seed"] or not ref["test_by_seed"]:
             continue
-        diff, ci = difference(r["test_accs"], ref["test_accs"])
-        if ci is None:
-            verdict, interval = "too few seeds", "–"
-        else:
-            interval = f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
-            verdict = "within noise" if ci[0] <= 0 <= ci[1] else "real"
-        lines.append(f"| {r['label']} − {ref['label']} | {100 * diff:+.1f} points | {interval} "
-                     f"| {verdict} |")
-    return "\n".join(lines)
+        c = stats.compare(r["test_by_seed"], ref["test_by_seed"])
+        interval = "–" if c.low is None else f"[{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
+        lines.append(f"| {r['label']} − {ref['label']} | {100 * c.diff:+.1f} points | "
+                     f"{interval} | {stats.verdict(c)} |")
+    return "\n".join(lines) + "\n\n" + CONVENTION
 
 
 def lr_sweep_table(out="results"):
     """Validation accuracy per network and learning rate, the chosen one in bold."""
     from .experiments import selected_lr, NETWORKS
-    from .recipes import LR_GRID
     records = load_results("lr-sweep", out)
-    lines = ["| network | " + " | ".join(f"lr {lr:g}" for lr in LR_GRID) + " | chosen |",
-             "|---|" + "---|" * (len(LR_GRID) + 1)]
+    rates = [lr for lr in LR_EXTENDED if any(r["config"]["lr"] == lr for r in records)]
+    lines = ["| network | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | chosen |",
+             "|---|" + "---|" * (len(rates) + 1)]
     for name in NETWORKS:
         cells, chosen = [], None
         try:
             chosen = selected_lr(name, out)
         except FileNotFoundError:
             pass
-        for lr in LR_GRID:
+        for lr in rates:
             r = [x for x in records if network_of(x["config"]) == name and x["config"]["lr"] == lr]
             if not r:
                 cell = "–"
@@ -176,9 +152,11 @@ def lr_sweep_table(out="results"):
                 cell = f"{_pct(r[0]['val_acc'])} (loss {r[0]['train_loss']:.2f})"
             cells.append(f"**{cell}**" if lr == chosen else cell)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {chosen if chosen else '–'} |")
-    return "\n".join(lines) + ("\n\nValidation accuracy after the last epoch (training loss in "
-                               "brackets), seed 0. Regenerate: `python -m d2l_ext ablate "
-                               f"lr-sweep --seeds 0` ({cost('lr-sweep', out)}).")
+    return "\n".join(lines) + ("\n\nValidation accuracy after the last epoch (training loss "
+                               "in brackets), seed 0; – not run: the sweep goes past an edge "
+                               "of the grid only where the best rate sits there. Regenerate: "
+                               f"`python -m d2l_ext ablate lr-sweep --seeds 0` "
+                               f"({cost('lr-sweep', out)}).")
 
 
 def plot_experiment(experiment, out="results", axes=None):

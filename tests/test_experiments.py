@@ -1,7 +1,6 @@
 """The experiment runner: one JSON per run, resumable, lr chosen on validation, tables from
 the files alone, differences with intervals (issues 5 and 10)."""
 import json
-import math
 import os
 
 import pytest
@@ -53,7 +52,7 @@ def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
     table = Rs.markdown_table("tiny", tmp_path)
     assert (f"| cnn | 0.05 | {record['train_loss']:.3f} | {100 * record['train_acc']:.1f}% | "
             f"{100 * record['val_acc']:.1f}% | {100 * record['test_acc']:.1f}% ± 0.0 | 1 | "
-            f"50.0% | underfit |") in table
+            f"50.0% | {100 * (record['train_acc'] - record['val_acc']):.1f} points |") in table
 
 
 def test_unknown_experiment_is_named():
@@ -144,42 +143,74 @@ def _sweep_record(out, network, lr, val_acc):
 
 
 def test_each_network_gets_the_lr_with_the_best_validation_accuracy(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"incomplete .*\(has \[\] of \[0.01, 0.03, "
-                                                r"0.1, 0.3\]\): run `python -m d2l_ext ablate "
+    with pytest.raises(FileNotFoundError, match=r"incomplete .*\(has \[\]; needs \[0.01, 0.03, "
+                                                r"0.1, 0.3\] .*: run `python -m d2l_ext ablate "
                                                 r"lr-sweep --seeds 0` first"):
         E.run_experiment("stages", out=tmp_path)        # before any training
     for lr, acc in zip(E.LR_GRID, (0.60, 0.70, 0.65, 0.20)):
         _sweep_record(tmp_path, "ResNeXt, 3 stages", lr, acc)
+    assert E.sweep_extension("ResNeXt, 3 stages", tmp_path) is None     # 0.03 is inside
     assert E.selected_lr("ResNeXt, 3 stages", tmp_path) == 0.03
     assert E.row_config("dropout-3stages", E._R(3, (0.3, 0.5)), tmp_path) == \
         dict(E._R(3, (0.3, 0.5)), lr=0.03)              # dropout variants share their net's lr
     assert E.row_config("lr-sweep", dict(model="baseline", lr=0.1), tmp_path)["lr"] == 0.1
     with pytest.raises(FileNotFoundError, match="'ResNeXt, 4 stages'"):
         E.row_config("stages", E._R(4), tmp_path)
+    with pytest.raises(FileNotFoundError, match="'ResNeXt, 3 stages, no dropout'"):
+        E.row_config("dropout-3stages", E._R(3, (0, 0)), tmp_path)     # a network of its own
     assert "**70.0% (loss 0.10)**" in Rs.lr_sweep_table(tmp_path)
+
+
+def test_a_choice_at_the_edge_of_the_grid_extends_the_sweep(tmp_path):
+    net = "ResNeXt, 4 stages"
+    for lr, acc in zip(E.LR_GRID, (0.69, 0.63, 0.64, 0.55)):
+        _sweep_record(tmp_path, net, lr, acc)
+    assert E.sweep_extension(net, tmp_path) == 0.003                  # best at the low edge
+    with pytest.raises(FileNotFoundError, match="sits at an edge"):
+        E.selected_lr(net, tmp_path)
+    assert (f"{net}, lr 0.003", dict(E.NETWORKS[net], lr=0.003)) in E.sweep_rows(tmp_path)
+    _sweep_record(tmp_path, net, 0.003, 0.71)                         # better still: go on
+    assert E.sweep_extension(net, tmp_path) == 0.001
+    _sweep_record(tmp_path, net, 0.001, 0.70)                         # now inside
+    assert E.sweep_extension(net, tmp_path) is None
+    assert E.selected_lr(net, tmp_path) == 0.003
+    table = Rs.lr_sweep_table(tmp_path)
+    assert table.splitlines()[0].startswith("| network | lr 0.001 | lr 0.003 | lr 0.01 |")
+    # At the top of the grid a diverged rate beyond the best one counts as its neighbour.
+    for lr, acc in zip(E.LR_GRID + (1.0,), (0.60, 0.61, 0.62, 0.70, None)):
+        _sweep_record(tmp_path, "baseline CNN", lr, acc)
+    assert E.selected_lr("baseline CNN", tmp_path) == 0.3
+
+
+def test_a_record_of_other_settings_is_archived_and_redone(tiny_experiment, tmp_path):
+    [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                              progress="none", log=lambda _: None)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(record, config=dict(record["config"], lr=9.0))))
+    log = []
+    assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                            progress="none", log=log.append) == [path]
+    stale = tmp_path / "archive" / "stale" / path.parent.name / path.name
+    assert json.loads(stale.read_text())["config"]["lr"] == 9.0
+    assert json.loads(path.read_text())["config"] == record["config"]
+    assert any("ran other settings (lr 9.0" in line for line in log)
+
+
+def test_headline_rows_run_five_seeds_by_default():
+    assert E.row_seeds("dropout-4stages", "(0, 0)") == (0, 1, 2, 3, 4)
+    assert E.row_seeds("dropout-4stages", "(0.3, 0.5)") == (0, 1, 2)
+    for experiment, labels in E.HEADLINE_ROWS.items():
+        assert labels <= {label for label, _ in E.EXPERIMENTS[experiment][1]}
 
 
 def test_the_report_path_in_its_order():
     """The report chose dropout on 4 stages, then stages, then compared with the baseline."""
     order = list(E.EXPERIMENTS)
-    assert order[:5] == ["lr-sweep", "dropout-4stages", "dropout-3stages", "stages", "baselines"]
+    assert order[:4] == ["lr-sweep", "dropout-4stages", "dropout-3stages", "stages"]
+    assert order.index("baselines") < order.index("stages-64px")
     assert {c["stages"] for _, c in E.EXPERIMENTS["dropout-4stages"][1]} == {4}
     assert E.REPORT["dropout-4stages"]["(0.2, 0.4)"] == E.REPORT["stages"]["4 stages"] == 0.65
-    assert len(E.EXPERIMENTS["lr-sweep"][1]) == len(E.NETWORKS) * len(E.LR_GRID) == 20
-
-
-def test_differences_have_a_welch_interval():
-    diff, (lo, hi) = Rs.difference([0.70, 0.72, 0.74], [0.60, 0.61, 0.62])
-    assert diff == pytest.approx(0.11)
-    # se = sqrt(0.0004/3 + 0.0001/3) = 0.01291, df = 2.94 -> t(2) = 4.303
-    assert (hi - lo) / 2 == pytest.approx(4.303 * math.sqrt(0.0005 / 3), rel=1e-3)
-    assert lo > 0                                                   # a real difference
-    diff, (lo, hi) = Rs.difference([0.70, 0.60, 0.65], [0.66, 0.62, 0.64])
-    assert lo < 0 < hi                                              # within noise
-    assert Rs.difference([0.7], [0.6, 0.5])[1] is None              # one seed: no interval
-    assert Rs.fit_verdict(0.80, 0.70) == "underfit"
-    assert Rs.fit_verdict(1.00, 0.70) == "overfit"
-    assert Rs.fit_verdict(0.97, 0.90) == "neither"
+    assert len(E.EXPERIMENTS["lr-sweep"][1]) == len(E.NETWORKS) * len(E.LR_GRID) == 32
 
 
 def test_two_processes_share_an_experiment_and_broken_files_are_named(tmp_path):
