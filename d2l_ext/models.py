@@ -15,13 +15,30 @@ from torch.nn.parameter import is_lazy
 from d2l import torch as d2l
 
 __all__ = ["ResNeXtBlock", "ResNeXt", "ResNeXt18", "ResNet18", "BaselineCNN",
-           "REPORT_ARCHS", "MODELS", "build_model", "materialize", "count_parameters"]
+           "REPORT_ARCHS", "CARDINALITY_TEMPLATES", "MODELS", "build_model", "materialize",
+           "count_parameters", "block_widths", "stage_widths"]
 
 #: The three architectures of the report's stage-count table (3, 4 and 5 stages).
 REPORT_ARCHS = {
     3: ((2, 64), (2, 128), (2, 256)),
     4: ((2, 64), (2, 128), (2, 256), (2, 512)),
     5: ((2, 64), (2, 128), (2, 256), (2, 512), (2, 512)),
+}
+
+#: Templates of the ResNeXt paper's kind (Xie et al. 2017, Table 2 and 3), "C x d": C groups
+#: (``cardinality``) of d channels (``width_per_group``) in the first stage's 3x3 conv; every
+#: later stage keeps C and widens the groups with its channels (the paper's and torchvision's
+#: rule). At the report's scale (stages of 64, 128, 256 channels, 32x32 input) the widths are
+#: chosen so that the networks' parameters and forward FLOPs lie within 5% of one another
+#: (``d2l_ext.complexity``; notebook 01b prints the table and tests/test_complexity.py checks
+#: it). "1x64d" is the report's network with dense 3x3 convs: the report's bottleneck widths
+#: (64, 128, 256) in one group. 16 or 32 groups cannot be matched within 5% at this scale
+#: (notebook 01b, section 4). Each entry is a dict of ``ResNeXt``/``ResNeXt18`` keyword arguments.
+CARDINALITY_TEMPLATES = {
+    "1x64d": dict(cardinality=1, width_per_group=64),
+    "2x44d": dict(cardinality=2, width_per_group=44),
+    "4x29d": dict(cardinality=4, width_per_group=29),
+    "8x19d": dict(cardinality=8, width_per_group=19),
 }
 
 
@@ -38,35 +55,128 @@ def _check_positive_int(name, value):
     return int(value)
 
 
+def _width_per_group(groups, width_per_group):
+    """The channels per group, from the report's ``groups`` or its new name (None if neither)."""
+    if groups is not None and width_per_group is not None and groups != width_per_group:
+        raise ValueError(f"groups={groups!r} and width_per_group={width_per_group!r} disagree: "
+                         f"groups is the report's name for width_per_group (channels per "
+                         f"group); give one of them")
+    name = "width_per_group" if width_per_group is not None else "groups"
+    d = width_per_group if width_per_group is not None else groups
+    return (None, name) if d is None else (_check_positive_int(f"{name} (channels per group)", d), name)
+
+
+def block_widths(num_channels, groups=None, bot_mul=None, cardinality=None, width_per_group=None):
+    """``(bot_channels, cardinality, width_per_group)`` of one block's 3x3 convolution.
+
+    The block's bottleneck has ``cardinality * width_per_group`` channels. Give the two new
+    names, or one of them with ``bot_mul`` (default 1: ``round(num_channels * bot_mul)``
+    bottleneck channels, as the report computes them). ``groups`` is the report's name for
+    ``width_per_group`` (channels per group, not the number of groups). Numbers that do not fit
+    together are a one-line ``ValueError`` naming them.
+    """
+    num_channels = _check_positive_int("num_channels", num_channels)
+    d, d_name = _width_per_group(groups, width_per_group)
+    if cardinality is not None:
+        cardinality = _check_positive_int("cardinality (number of groups)", cardinality)
+    if cardinality is None and d is None:
+        raise ValueError("give cardinality (number of groups) and/or width_per_group (channels "
+                         "per group; the report's groups)")
+    if bot_mul is not None:
+        bot = int(round(num_channels * bot_mul))
+        if bot < 1:
+            raise ValueError(f"num_channels * bot_mul = {num_channels} * {bot_mul} rounds to "
+                             f"{bot} bottleneck channels; need at least 1")
+    if cardinality is not None and d is not None:
+        if bot_mul is not None and bot != cardinality * d:
+            raise ValueError(f"cardinality={cardinality} x {d_name}={d} = {cardinality * d} "
+                             f"bottleneck channels, but bot_mul={bot_mul} gives round("
+                             f"{num_channels} * {bot_mul}) = {bot}; give bot_mul or both widths")
+        return cardinality * d, cardinality, d
+    bot = bot if bot_mul is not None else num_channels
+    if d is not None:
+        if bot // d == 0 or bot % d:
+            raise ValueError(
+                f"{d_name}={d} channels per group does not fit {bot} bottleneck channels: "
+                f"{bot} // {d} = {bot // d} groups with remainder {bot % d}; choose a width "
+                f"that divides {bot}")
+        return bot, bot // d, d
+    if bot % cardinality:
+        raise ValueError(f"cardinality={cardinality} groups do not divide {bot} bottleneck "
+                         f"channels ({bot} % {cardinality} = {bot % cardinality}); choose a "
+                         f"cardinality that divides {bot}")
+    return bot, cardinality, bot // cardinality
+
+
+def stage_widths(arch, groups=None, bot_mul=None, cardinality=None, width_per_group=None):
+    """``[(cardinality, width_per_group), ...]``, one per stage of ``arch``, as ``ResNeXt`` builds.
+
+    * ``cardinality`` given: every stage has that many groups (the paper's rule). With
+      ``width_per_group`` as well, that is the *first* stage's width ("C x d", as in the
+      paper's template names and torchvision's ``width_per_group``), and each later stage
+      widens its groups with its channels: d * num_channels / first stage's num_channels
+      (32x4d: 4, 8, 16 channels per group at 64, 128, 256 channels). Without it the
+      bottleneck is ``round(num_channels * bot_mul)`` (``bot_mul`` default 1), split in C groups.
+    * otherwise ``width_per_group`` (the report's ``groups``; 32 if neither is given) is the
+      width of the groups in every stage, and the number of groups grows with the channels
+      (the report's rule: 2, 4, 8 groups at 64, 128, 256 channels with ``bot_mul=1``).
+    """
+    first = arch[0][1]
+    d, d_name = _width_per_group(groups, width_per_group)
+    if cardinality is None and d is None:
+        d, d_name = 32, "groups"
+    if cardinality is not None and d is not None:
+        cardinality = _check_positive_int("cardinality (number of groups)", cardinality)
+        if bot_mul is not None and int(round(first * bot_mul)) != cardinality * d:
+            raise ValueError(f"cardinality={cardinality} x {d_name}={d} = {cardinality * d} "
+                             f"bottleneck channels in the first stage, but bot_mul={bot_mul} "
+                             f"gives round({first} * {bot_mul}) = {int(round(first * bot_mul))}; "
+                             f"give bot_mul or both widths")
+        widths = []
+        for _, channels in arch:
+            if (d * channels) % first:
+                raise ValueError(f"{d_name}={d} in the first stage ({first} channels) widens to "
+                                 f"{d} * {channels} / {first} = {d * channels / first:g} "
+                                 f"channels per group at {channels} channels, not a whole "
+                                 f"number; choose a width that gives one")
+            widths.append((cardinality, d * channels // first))
+        return widths
+    kwargs = dict(bot_mul=bot_mul, cardinality=cardinality)
+    if d is not None:
+        kwargs[d_name] = d
+    return [block_widths(channels, **kwargs)[1:] for _, channels in arch]
+
+
 class ResNeXtBlock(nn.Module):
     """The report's ResNeXt block: 1x1 reduce, 3x3 grouped conv, 1x1 expand, plus shortcut.
 
-    ``groups`` is the number of *channels in each group* (as in the report and in d2l),
-    not the number of groups: the 3x3 conv gets ``bot_channels // groups`` groups. With
-    the report's ``groups=32`` and ``bot_mul=1`` that is 2, 4 and 8 groups for 64, 128
-    and 256 channels. The report's code would pass 0 groups (or a count that does not
-    divide the channels) straight to PyTorch; here that is a ``ValueError`` naming the
-    numbers. ``use_1x1conv`` adds the projection shortcut that changes channels and
-    resolution. Attribute order matches the report, so state_dict keys do too.
+    The 3x3 conv has ``cardinality`` groups (the number of parallel paths, the paper's C) of
+    ``width_per_group`` channels each (the paper's d); the bottleneck has C * d channels. Give
+    both, or one of them with ``bot_mul`` (the bottleneck is then ``round(num_channels *
+    bot_mul)`` channels, ``bot_mul`` default 1), as torchvision's ``groups`` and
+    ``width_per_group``. ``groups``, the report's second positional argument, is the number of
+    *channels in each group* (as in the report and in d2l), i.e. an alias of
+    ``width_per_group``, not the number of groups: the report's ``ResNeXtBlock(64, 32, 1)`` is
+    ``ResNeXtBlock(64, cardinality=2, width_per_group=32)``, the same layers and state_dict.
+    With the report's ``groups=32`` and ``bot_mul=1`` that is 2, 4 and 8 groups for 64, 128
+    and 256 channels. The report's code would pass 0 groups (or a count that does not divide
+    the channels) straight to PyTorch; here numbers that do not fit together are a one-line
+    ``ValueError`` naming them. ``use_1x1conv`` adds the projection shortcut that changes
+    channels and resolution. Attribute order matches the report, so state_dict keys do too;
+    ``cardinality``, ``width_per_group`` and ``bot_channels`` are kept as plain attributes.
     """
 
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+    def __init__(self, num_channels, groups=None, bot_mul=None, use_1x1conv=False, strides=1, *,
+                 cardinality=None, width_per_group=None):
         super().__init__()
         num_channels = _check_positive_int("num_channels", num_channels)
-        groups = _check_positive_int("groups (channels per group)", groups)
         strides = _check_positive_int("strides", strides)
-        bot_channels = int(round(num_channels * bot_mul))
-        if bot_channels < 1:
-            raise ValueError(f"num_channels * bot_mul = {num_channels} * {bot_mul} rounds to "
-                             f"{bot_channels} bottleneck channels; need at least 1")
-        if bot_channels // groups == 0 or bot_channels % groups:
-            raise ValueError(
-                f"groups={groups} channels per group does not fit {bot_channels} bottleneck "
-                f"channels: {bot_channels} // {groups} = {bot_channels // groups} groups with "
-                f"remainder {bot_channels % groups}; choose a width that divides {bot_channels}")
+        bot_channels, self.cardinality, self.width_per_group = block_widths(
+            num_channels, groups, bot_mul, cardinality, width_per_group)
+        self.bot_channels = bot_channels
         self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
         self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
-                                   groups=bot_channels // groups)
+                                   groups=self.cardinality)
         self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
         self.bn1 = nn.LazyBatchNorm2d()
         self.bn2 = nn.LazyBatchNorm2d()
@@ -170,12 +280,25 @@ class ResNeXt(LazyClassifier):
     (b) ``self.net.apply(init_cnn)`` in ``__init__`` is a no-op on lazy layers; here the
         first forward pass applies it (see ``LazyClassifier``).
     (c) a group width that does not divide the bottleneck channels: ``ValueError``.
+
+    The 3x3 convolutions' groups (see ``stage_widths``): by default the report's, 32 channels
+    per group in every stage (``groups=32``, the report's name, is ``width_per_group=32``), so
+    2, 4 and 8 groups at 64, 128 and 256 channels; ``bot_mul`` (default 1) sets the bottleneck.
+    ``cardinality=C`` keeps C groups in every stage, the paper's rule; with
+    ``width_per_group=d`` too, d is the first stage's width ("C x d", as the paper and
+    torchvision name a network: ``CARDINALITY_TEMPLATES``). Numbers that do not fit together
+    (``groups`` and ``width_per_group`` that differ, ``bot_mul`` against C * d, a width that
+    does not divide the channels) are a one-line ``ValueError`` naming them.
     """
 
     def __init__(self, arch, lr=0.1, num_classes=10, dropout=(0.2, 0.4),
-                 dropout_placement="code", groups=32, bot_mul=1, init=d2l.init_cnn):
+                 dropout_placement="code", groups=None, bot_mul=None, init=d2l.init_cnn,
+                 cardinality=None, width_per_group=None):
         super().__init__(init=init)
         arch = self._check_arch(arch)
+        self._group_args = dict(groups=groups, bot_mul=bot_mul, cardinality=cardinality,
+                                width_per_group=width_per_group)
+        stage_widths(arch, **self._group_args)      # numbers that do not fit: fail before building
         num_classes = _check_positive_int("num_classes", num_classes)
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -218,14 +341,16 @@ class ResNeXt(LazyClassifier):
     def block(self, num_ResNeXt, num_channels, first_block=False):
         """One stage: ``num_ResNeXt`` blocks with dropout placed as ``dropout_placement`` says."""
         p_second_last, p_last = self.hparams['dropout']
-        g, bot_mul = self.hparams['groups'], self.hparams['bot_mul']
+        first = self.hparams['arch'][0]
+        C, d = stage_widths((first, (num_ResNeXt, num_channels)), **self._group_args)[1]
         blk = []
         for i in range(num_ResNeXt):
             downsample = i == 0 and not first_block
             if downsample:
-                blk.append(ResNeXtBlock(num_channels, g, bot_mul, use_1x1conv=True, strides=2))
+                blk.append(ResNeXtBlock(num_channels, use_1x1conv=True, strides=2,
+                                        cardinality=C, width_per_group=d))
             else:
-                blk.append(ResNeXtBlock(num_channels, g, bot_mul))
+                blk.append(ResNeXtBlock(num_channels, cardinality=C, width_per_group=d))
             code_skips_dropout = downsample and self.hparams['dropout_placement'] == "code"
             if i == num_ResNeXt - 2 and not code_skips_dropout:
                 blk.append(nn.Dropout(p_second_last))

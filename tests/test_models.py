@@ -241,3 +241,115 @@ def test_lazy_layers_are_materialized_in_one_place(monkeypatch):
     fresh(torch.randn(2, 1, 16, 16))
     assert calls == [(4, 1, 16, 16)]
     assert not any(nn.parameter.is_lazy(p) for p in fresh.parameters())
+
+
+# --- cardinality and width_per_group: clear names, same network (issue 20) ------------------
+
+from d2l_ext.models import CARDINALITY_TEMPLATES, block_widths, stage_widths
+
+
+def same_network(make_a, make_b, X, load=False):
+    """Built from the same seed, two models have the same state_dict layout and outputs
+    (``load``: b gets a's weights first, for the report's code, which initializes otherwise)."""
+    torch.manual_seed(0)
+    a = make_a(); a(X)
+    torch.manual_seed(0)
+    b = make_b(); b(X)
+    assert layout(a) == layout(b)
+    if load:
+        b.load_state_dict(a.state_dict(), strict=True)
+    a.eval(); b.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(a(X), b(X), rtol=0, atol=0)
+    return a, b
+
+
+@pytest.mark.parametrize("kwargs", [dict(groups=32), dict(width_per_group=32),
+                                    dict(groups=32, bot_mul=1), dict(width_per_group=32, bot_mul=1),
+                                    dict(groups=32, width_per_group=32)])
+def test_report_groups_alias_and_width_per_group_build_the_report_network(kwargs):
+    X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    _, m = same_network(lambda: ResNeXt18(), lambda: ResNeXt18(**kwargs), X)
+    ref, _ = same_network(lambda: report_code.ResNeXt18(0.1, 5), lambda: ResNeXt18(**kwargs), X,
+                          load=True)
+    assert count_parameters(m) == sum(p.numel() for p in ref.parameters()) == 622_213
+    assert len(m.state_dict()) == 149
+    blocks = [b for b in m.modules() if isinstance(b, ResNeXtBlock)]
+    assert [(b.cardinality, b.width_per_group) for b in blocks] == \
+        [(2, 32), (2, 32), (4, 32), (4, 32), (8, 32), (8, 32)]
+
+
+@pytest.mark.parametrize("channels, extra, report_args", [
+    (64, {}, (64, 32, 1)),
+    (128, dict(use_1x1conv=True, strides=2), (128, 32, 1, True, 2)),
+])
+def test_block_alias_and_new_names_build_the_same_block(channels, extra, report_args):
+    X = torch.randn(2, 64, 8, 8, generator=torch.Generator().manual_seed(3))
+    C = channels // 32
+    for kwargs in (dict(cardinality=C, width_per_group=32), dict(cardinality=C),
+                   dict(cardinality=C, bot_mul=1), dict(width_per_group=32, bot_mul=1),
+                   dict(width_per_group=32), dict(cardinality=C, groups=32, bot_mul=1)):
+        _, blk = same_network(lambda: report_code.ResNeXtBlock(*report_args),
+                           lambda: ResNeXtBlock(channels, **kwargs, **extra), X)
+        same_network(lambda: ResNeXtBlock(*report_args),
+                     lambda: ResNeXtBlock(channels, **kwargs, **extra), X)
+        assert (blk.cardinality, blk.width_per_group, blk.bot_channels) == (C, 32, channels)
+        assert blk.conv2.groups == C
+
+
+def test_cardinality_keeps_the_groups_and_width_per_group_the_first_stages_width():
+    assert stage_widths(REPORT_ARCHS[3]) == [(2, 32), (4, 32), (8, 32)]         # the report's
+    assert stage_widths(REPORT_ARCHS[3], cardinality=32, width_per_group=4) == \
+        [(32, 4), (32, 8), (32, 16)]                                           # the paper's 32x4d
+    assert stage_widths(REPORT_ARCHS[3], cardinality=4) == [(4, 16), (4, 32), (4, 64)]
+    assert stage_widths(REPORT_ARCHS[3], cardinality=4, bot_mul=0.5) == [(4, 8), (4, 16), (4, 32)]
+    assert stage_widths(REPORT_ARCHS[5], cardinality=2, width_per_group=32)[-2:] == \
+        [(2, 256), (2, 256)]
+    assert block_widths(64, 4, 0.25) == (16, 4, 4)
+    # the report's bottleneck widths with the 3x3 convs in one group each: 1x64d
+    assert stage_widths(REPORT_ARCHS[3], **CARDINALITY_TEMPLATES["1x64d"]) == \
+        [(1, 64), (1, 128), (1, 256)]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ResNeXtBlock(64, 32, 1, width_per_group=16),
+     r"^groups=32 and width_per_group=16 disagree: groups is the report's name for width_per_group"),
+    (lambda: ResNeXtBlock(64, bot_mul=1, cardinality=4, width_per_group=32),
+     r"^cardinality=4 x width_per_group=32 = 128 bottleneck channels, but bot_mul=1 gives "
+     r"round\(64 \* 1\) = 64"),
+    (lambda: ResNeXtBlock(64, 32, 0.5, cardinality=4),
+     r"^cardinality=4 x groups=32 = 128 bottleneck channels, but bot_mul=0.5 gives"),
+    (lambda: ResNeXtBlock(64, cardinality=3),
+     r"^cardinality=3 groups do not divide 64 bottleneck channels"),
+    (lambda: ResNeXtBlock(64, width_per_group=48),
+     r"^width_per_group=48 channels per group does not fit 64 bottleneck channels"),
+    (lambda: ResNeXtBlock(64), r"^give cardinality \(number of groups\) and/or width_per_group"),
+    (lambda: ResNeXtBlock(64, cardinality=0, width_per_group=4), r"^cardinality .* positive integer"),
+    (lambda: ResNeXt18(groups=32, width_per_group=4),
+     r"^groups=32 and width_per_group=4 disagree"),
+    (lambda: ResNeXt18(cardinality=2, width_per_group=32, bot_mul=0.5),
+     r"^cardinality=2 x width_per_group=32 = 64 bottleneck channels in the first stage, but "
+     r"bot_mul=0.5 gives round\(64 \* 0.5\) = 32"),
+    (lambda: ResNeXt(((2, 64), (2, 96)), cardinality=2, width_per_group=3),
+     r"^width_per_group=3 in the first stage \(64 channels\) widens to 3 \* 96 / 64 = 4.5"),
+    (lambda: ResNeXt18(cardinality=5), r"^cardinality=5 groups do not divide 64"),
+])
+def test_numbers_that_do_not_fit_together_are_one_line_errors_naming_both(make, message):
+    with pytest.raises(ValueError, match=message) as e:
+        make()
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", list(CARDINALITY_TEMPLATES))
+def test_templates_build_c_groups_in_every_stage_and_come_back_from_a_checkpoint(name, tmp_path):
+    from d2l_ext.training import Trainer, model_from_checkpoint
+    C, d = CARDINALITY_TEMPLATES[name]["cardinality"], CARDINALITY_TEMPLATES[name]["width_per_group"]
+    assert name == f"{C}x{d}d"
+    m = built(ResNeXt18(**CARDINALITY_TEMPLATES[name]), torch.randn(2, 1, 32, 32))
+    convs = [b.conv2 for b in m.modules() if isinstance(b, ResNeXtBlock)]
+    assert [c.groups for c in convs] == [C] * 6
+    assert [c.out_channels // c.groups for c in convs] == [d, d, 2 * d, 2 * d, 4 * d, 4 * d]
+    path = Trainer(max_epochs=1, progress="none").save_checkpoint(tmp_path / "m.pt", m)
+    back = model_from_checkpoint(path)
+    assert layout(back) == layout(m)
+    assert [b.conv2.groups for b in back.modules() if isinstance(b, ResNeXtBlock)] == [C] * 6
