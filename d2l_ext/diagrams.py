@@ -175,8 +175,84 @@ def draw_network(lang="en"):
     return fig
 
 
+# The split-transform-merge figure (notebook 01b): its own labels, in both languages.
+STM_WORDS = {
+    "en": dict(
+        title_paths="(a) split - transform - merge: C paths, summed",
+        title_grouped="(c) the same block: one grouped convolution",
+        input="input: c channels", path="path {i}", path_last="path C",
+        p1="1x1 conv, c -> d\nBN, ReLU", p2="3x3 conv, d -> d\nBN, ReLU", p3="1x1 conv, d -> c",
+        merge="sum of the C paths (+ bias), BN", add="add the input, ReLU",
+        g1="1x1 conv, c -> C*d\nBN, ReLU", g2="3x3 grouped conv, C groups\nof d -> d, BN, ReLU",
+        g3="1x1 conv, C*d -> c, BN", identity="identity",
+        split="split", transform="transform", merge_side="merge",
+        note="the report's first stage: c = {c} channels, C = {C} paths of d = {d} channels"),
+    "zh": dict(
+        title_paths="(a) 拆分-变换-合并: C 条路径, 求和",
+        title_grouped="(c) 同一个块: 一个分组卷积",
+        input="输入: c 个通道", path="路径 {i}", path_last="路径 C",
+        p1="1x1 卷积, c -> d\nBN, ReLU", p2="3x3 卷积, d -> d\nBN, ReLU", p3="1x1 卷积, d -> c",
+        merge="C 条路径求和 (+ 偏置), BN", add="加上输入, ReLU",
+        g1="1x1 卷积, c -> C*d\nBN, ReLU", g2="3x3 分组卷积, C 组\n每组 d -> d, BN, ReLU",
+        g3="1x1 卷积, C*d -> c, BN", identity="恒等映射",
+        split="拆分", transform="变换", merge_side="合并",
+        note="报告的第一个阶段: c = {c} 个通道, C = {C} 条路径, 每条 d = {d} 个通道"),
+}
+
+
+def draw_split_transform_merge(lang="en"):
+    """The ResNeXt block as C parallel bottleneck paths whose outputs are summed (left, the
+    paper's Fig. 3 (a)) and as the one block with a grouped 3x3 convolution that computes the
+    same (right, Fig. 3 (c)); numbers from the report's first-stage block."""
+    from .models import ResNeXtBlock
+    w = STM_WORDS[lang]
+    first = ResNeXtBlock(64, 32, 1)                    # the report's first-stage block
+    fig, ax = plt.subplots(figsize=(10.5, 5.4))
+    ax.text(2.75, 0.85, w["title_paths"], ha="center", fontsize=9, weight="bold")
+    _box(ax, 2.75, 0.2, w["input"], "io", w=2.4, h=0.45)
+    rows = [-1.0, -1.9, -2.8]
+    xs = [0.45, 2.3, 5.0]                              # path 1, path 2, (dots), path C
+    for k, x in enumerate(xs):
+        label = w["path_last"] if k == len(xs) - 1 else w["path"].format(i=k + 1)
+        ax.text(x - 0.83, -0.58, label, ha="left", fontsize=7.5, style="italic")
+        _arrow(ax, 2.75, -0.03, x, rows[0] + 0.3)
+        for y, key, kind in zip(rows, ("p1", "p2", "p3"), ("conv", "gconv", "conv")):
+            _box(ax, x, y, w[key], kind, w=1.7, h=0.6)
+        for y0, y1 in zip(rows, rows[1:]):
+            _arrow(ax, x, y0 - 0.3, x, y1 + 0.3)
+        _arrow(ax, x, rows[-1] - 0.3, 2.75, -3.62)
+    ax.plot([3.4, 3.65, 3.9], [rows[1]] * 3, "o", color="#444444", ms=3)
+    _box(ax, 2.75, -3.85, w["merge"], "bn", w=3.0, h=0.45)
+    _arrow(ax, 2.75, -4.08, 2.75, -4.42)
+    _box(ax, 2.75, -4.65, w["add"], "io", w=2.4, h=0.45)
+    ax.plot([3.95, 6.2, 6.2], [0.2, 0.2, -4.65], color="#333333", lw=0.9)
+    _arrow(ax, 6.2, -4.65, 3.95, -4.65)
+    for y, key in ((-0.45, "split"), (-1.9, "transform"), (-3.85, "merge_side")):
+        ax.text(-0.55, y, w[key], ha="right", va="center", fontsize=8, color="#555555")
+    x = 8.8
+    ax.text(x, 0.85, w["title_grouped"], ha="center", fontsize=9, weight="bold")
+    items = [(w["input"], "io"), (w["g1"], "conv"), (w["g2"], "gconv"), (w["g3"], "conv"),
+             (w["add"], "io")]
+    ys = [0.2, -1.0, -1.9, -2.8, -4.65]
+    for y, (t, kind) in zip(ys, items):
+        _box(ax, x, y, t, kind, w=2.5, h=0.6 if kind != "io" else 0.45)
+    for y0, y1 in zip(ys, ys[1:]):
+        _arrow(ax, x, y0 - (0.3 if y0 != ys[0] else 0.23), x, y1 + (0.3 if y1 != ys[-1] else 0.23))
+    ax.plot([x + 1.3, x + 1.75, x + 1.75], [ys[0], ys[0], ys[-1]], color="#333333", lw=0.9)
+    _arrow(ax, x + 1.75, ys[-1], x + 1.3, ys[-1])
+    ax.text(x + 1.8, -3.7, w["identity"], fontsize=7, va="center")
+    ax.text(5.2, -5.3, w["note"].format(c=first.conv3.out_channels, C=first.cardinality,
+                                        d=first.width_per_group), ha="center", fontsize=8)
+    ax.text(5.2, -5.65, "ResNeXtBlock(64, 32, 1) = ResNeXtBlock(64, cardinality="
+            f"{first.cardinality}, width_per_group={first.width_per_group})", ha="center",
+            fontsize=8, family="monospace")
+    ax.set_xlim(-1.8, 10.8); ax.set_ylim(-5.9, 1.1); ax.axis("off")
+    return fig
+
+
 FIGURES = (("resnext_block", draw_block), ("resnext_stage", draw_stage),
-           ("resnext18_network", draw_network))
+           ("resnext18_network", draw_network),
+           ("split_transform_merge", draw_split_transform_merge))
 
 
 def draw_all(out="assets", langs=LANGUAGES):

@@ -19,6 +19,7 @@ import warnings
 
 from d2l_ext import diagrams
 from d2l_ext.diagrams import draw_all, draw_block, draw_network, draw_stage
+from d2l_ext.diagrams import draw_split_transform_merge
 from d2l_ext.plotting import plt
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -82,7 +83,7 @@ def network():
 def test_draw_all_writes_the_committed_figures(tmp_path):
     drawn = draw_all(tmp_path, langs=("en",))
     assert [p.name for p in drawn] == ["resnext_block.png", "resnext_stage.png",
-                                       "resnext18_network.png"]
+                                       "resnext18_network.png", "split_transform_merge.png"]
     for path in drawn:
         new, old = matplotlib.image.imread(path).shape, matplotlib.image.imread(ASSETS / path.name).shape
         assert new[2] == old[2] and all(abs(a - b) <= 0.02 * b for a, b in zip(new[:2], old[:2])), \
@@ -137,6 +138,16 @@ def test_block_figure_states_the_group_counts():
     assert "ResNeXtBlock(c, 32, 1, use_1x1conv=True, strides=2)" in said
 
 
+def test_split_transform_merge_figure_states_the_report_blocks_paths():
+    said = texts(draw_split_transform_merge())
+    blk = ResNeXtBlock(64, 32, 1)
+    C, d = blk.conv2.groups, blk.conv2.out_channels // blk.conv2.groups
+    assert (C, d) == (blk.cardinality, blk.width_per_group) == (2, 32)
+    assert f"the report's first stage: c = 64 channels, C = {C} paths of d = {d} channels" in said
+    assert f"ResNeXtBlock(64, 32, 1) = ResNeXtBlock(64, cardinality={C}, width_per_group={d})" in said
+    assert said.count("1x1 conv, c -> d\nBN, ReLU") == 3 and "path C" in said
+
+
 def placed_texts(fig):
     """(position, text) of every text the figure shows, in drawing order."""
     shown = [(t.get_position(), t.get_text()) for ax in fig.axes for t in ax.texts if t.get_text()]
@@ -150,7 +161,7 @@ def numbers(shown):
             [position for position, _ in shown])
 
 
-@pytest.mark.parametrize("draw", [draw_block, draw_stage, draw_network])
+@pytest.mark.parametrize("draw", [draw_block, draw_stage, draw_network, draw_split_transform_merge])
 def test_chinese_figures_state_the_english_numbers_in_chinese(draw):
     chinese = placed_texts(draw("zh"))
     assert numbers(chinese) == numbers(placed_texts(draw("en")))  # same numbers, order, places
@@ -169,7 +180,8 @@ def test_chinese_figures_are_the_committed_ones_with_every_glyph(tmp_path):
         warnings.filterwarnings("error", message="Glyph .* missing")   # a box of tofu is a failure
         drawn = draw_all(tmp_path, langs=("zh",))
     assert [p.relative_to(tmp_path).as_posix() for p in drawn] == \
-        ["zh/resnext_block.png", "zh/resnext_stage.png", "zh/resnext18_network.png"]
+        ["zh/resnext_block.png", "zh/resnext_stage.png", "zh/resnext18_network.png",
+         "zh/split_transform_merge.png"]
     for path in drawn:
         committed = ASSETS / "zh" / path.name
         new, old = matplotlib.image.imread(path).shape, matplotlib.image.imread(committed).shape
