@@ -4,18 +4,21 @@ Every number in README and notebook 05 is rendered from here, so it can be trace
 file and the command that wrote it.
 """
 import math
+import re
 import statistics
 from pathlib import Path
 
 import torch
 
 from . import stats
-from .experiments import EXPERIMENTS, REPORT, SWEPT, load_results, network_of
+from .experiments import EXPERIMENTS, REPORT, SWEPT, network_of
+from .experiments import load_results as _read_records
 
 from .recipes import LR_EXTENDED, RECIPES
 
 __all__ = ["summarize", "compare_rows", "markdown_table", "differences_table",
-           "lr_sweep_table", "plot_experiment", "render_all", "CONVENTION"]
+           "lr_sweep_table", "plot_experiment", "render_table", "render_docs", "render_all",
+           "CONVENTION"]
 
 #: Said once, under every table of differences.
 CONVENTION = ("Rows: mean ± SD over seeds. Differences: mean of the per-seed differences "
@@ -23,6 +26,46 @@ CONVENTION = ("Rows: mean ± SD over seeds. Differences: mean of the per-seed di
               "an interval that contains 0 means no difference was detected, and its ends "
               "say how large one could still be. Intervals cover seed noise only: the "
               "training images are one fixed draw.")
+
+
+#: What every table and plot reads from a run record, by type. A record without one (a
+#: file edited by hand, padded after a crash, from another tool) is named with the field,
+#: instead of a ``KeyError: 'label'`` from deep inside a table.
+_FIELDS = {"label": str, "config": dict, "recipe": dict, "seed": int, "history": list,
+           "seconds": (int, float)}
+_SCORES = ("train_loss", "train_acc", "val_acc", "test_acc")
+
+
+def load_results(experiment, out="results"):
+    """``experiments.load_results``, each record checked for the fields the tables read:
+    a ``ValueError`` naming the file and the fields, and what to do."""
+    records = _read_records(experiment, out)    # names a file that is not JSON
+    paths = sorted((Path(out) / experiment).glob("*.json"))     # the order it read them in
+    for path, record in zip(paths, records):
+        problem = _record_problem(record)
+        if problem:
+            raise ValueError(f"{path} is not a whole run record ({problem}); delete it and "
+                             f"run the experiment again to redo that run")
+    return records
+
+
+def _record_problem(record):
+    """What is missing from a run record, or None."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    bad = [k for k, kind in _FIELDS.items() if not isinstance(record.get(k), kind)]
+    if not record.get("diverged"):
+        bad += [k for k in _SCORES if not isinstance(record.get(k), (int, float))]
+        rows = record.get("history") if isinstance(record.get("history"), list) else []
+        if not all(isinstance(h, dict) and isinstance(h.get("train_loss"), (int, float))
+                   and isinstance(h.get("val_acc"), (int, float)) for h in rows):
+            bad.append("history rows with train_loss and val_acc")
+    if isinstance(record.get("config"), dict) and "model" not in record["config"]:
+        bad.append("config.model")
+    if (isinstance(record.get("config"), dict) and "lr" not in record["config"]
+            and "lr" not in (record.get("recipe") or {})):
+        bad.append("an lr in config or recipe")
+    return f"{', '.join(bad)}: missing or of the wrong type" if bad else None
 
 
 def _mean_std(values):
@@ -190,20 +233,44 @@ def plot_experiment(experiment, out="results", axes=None):
     return axes
 
 
-def render_all(out="results", log=print):
-    """results/<experiment>.md and .png for every experiment with runs."""
+def render_table(name, out="results"):
+    """The Markdown of ``results/<name>.md``: the sweep's table, or the experiment's table
+    with its differences."""
+    if name == "lr-sweep":
+        return lr_sweep_table(out)
+    return markdown_table(name, out) + "\n\n" + differences_table(name, out)
+
+
+#: A block of a Markdown page that ``render_docs`` fills with ``results/<name>.md``:
+#: ``<!-- rendered: NAME -->`` ... ``<!-- /rendered -->``.
+RENDERED = re.compile(r"(<!-- rendered: (?P<name>[\w-]+) -->\n).*?(\n<!-- /rendered -->)", re.S)
+
+
+def render_docs(path, out="results"):
+    """Refill every rendered block of the Markdown page ``path`` from the result files, so
+    the page cannot drift from them; returns whether the page changed."""
+    path = Path(path)
+    text = path.read_text()
+    new = RENDERED.sub(lambda m: m.group(1) + render_table(m.group("name"), out) + m.group(3),
+                       text)
+    if new != text:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(new)
+        tmp.replace(path)
+    return new != text
+
+
+def render_all(out="results", docs=(), log=print):
+    """results/<experiment>.md and .png for every experiment with runs, then the rendered
+    blocks of the pages ``docs``."""
     from .plotting import save_figure
     written = []
     for name in EXPERIMENTS:
         if not load_results(name, out):
             continue
         path = Path(out) / f"{name}.md"
-        if name == "lr-sweep":
-            text = lr_sweep_table(out)
-        else:
-            text = markdown_table(name, out) + "\n\n" + differences_table(name, out)
-        path.write_text(f"## {name}\n\n{text}\n")
-        if name == "lr-sweep":      # 20 curves on one plot say less than the table
+        path.write_text(f"## {name}\n\n{render_table(name, out)}\n")
+        if name == "lr-sweep":      # 32 curves on one plot say less than the table
             log(f"wrote {path}")
             written.append(path)
             continue
@@ -211,4 +278,7 @@ def render_all(out="results", log=print):
         save_figure(axes[0].figure, path.with_suffix(".png"))
         log(f"wrote {path} and {path.with_suffix('.png')}")
         written.append(path)
+    for page in docs:
+        if render_docs(page, out):
+            log(f"updated the tables in {page}")
     return written
