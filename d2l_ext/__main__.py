@@ -276,7 +276,8 @@ def cmd_ablate(args):
 
 def cmd_tables(args):
     from .results import render_all
-    render_all(args.out)
+    docs = [page for page in (Path("docs") / "experiments.md",) if page.exists()]
+    render_all(args.out, docs=docs)
     return 0
 
 
