@@ -6,8 +6,9 @@ CI has no GPU, so the CUDA branches of ``d2l_ext.training`` (bf16 autocast, chan
 on the device, cuDNN autotuning, checkpoints written from GPU tensors) are checked here,
 on a machine that has one:
 
-1. ResNeXt18 trains on the 5-class task (the ablation recipe, 30 epochs) and lands in
-   the range the CPU runs reach (results/baselines: 68.1% +- 1.1 over 3 seeds).
+1. ResNeXt18 trains on the 5-class task (``build_run`` with the ``5class`` recipe and
+   ``train``'s learning rate, the main command's run) and its validation accuracy lands in
+   the range of the CPU runs (results/baselines.md).
 2. Its checkpoint loads on the CPU with ``model_from_checkpoint`` and predicts the same
    classes in float32 as the GPU model does under bf16 autocast.
 3. ``Trainer.restore`` resumes that run on the GPU for 2 more epochs.
@@ -26,24 +27,21 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from d2l_ext import FashionMNIST, FashionMNIST5                   # noqa: E402
-from d2l_ext.experiments import RECIPES                           # noqa: E402
+from d2l_ext import FashionMNIST                                  # noqa: E402
+from d2l_ext.recipes import RECIPES, TRAIN_LR, build_run          # noqa: E402
 from d2l_ext.models import build_model                            # noqa: E402
 from d2l_ext.training import Trainer, model_from_checkpoint       # noqa: E402
 
 
 def check_training(root, report):
-    recipe = RECIPES["5class"]
-    data = FashionMNIST5(batch_size=recipe["batch_size"], resize=recipe["resize"], root=root)
-    model = build_model("resnext", num_classes=5, lr=recipe["lr"])
+    recipe, config = RECIPES["5class"], dict(model="resnext", lr=TRAIN_LR)
     ckpt = Path(tempfile.mkdtemp()) / "model.pt"
-    trainer = Trainer(max_epochs=recipe["epochs"], device="cuda", seed=0, progress="none",
-                      momentum=recipe["momentum"], weight_decay=recipe["weight_decay"],
-                      schedule=recipe["schedule"], checkpoint=ckpt)
+    data, model, trainer = build_run(recipe, config, root=root, device="cuda", seed=0,
+                                     progress="none", checkpoint=ckpt)
     start = time.perf_counter()
     trainer.fit(model, data)
     acc = trainer.history[-1]["val_acc"]
-    report["five_class"] = {"test_acc": acc, "seconds": time.perf_counter() - start,
+    report["five_class"] = {"val_acc": acc, "seconds": time.perf_counter() - start,
                             "device": str(trainer.device),
                             "weights_on": str(next(model.parameters()).device),
                             "channels_last": next(p for p in model.parameters()
@@ -64,9 +62,8 @@ def check_training(root, report):
     print(f"checkpoint on CPU vs GPU bf16: {agree:.4f} of {len(X)} predictions agree", flush=True)
     assert agree > 0.97, agree
 
-    resumed = build_model("resnext", num_classes=5, lr=recipe["lr"])
-    more = Trainer(max_epochs=recipe["epochs"] + 2, device="cuda", seed=0, progress="none",
-                   momentum=recipe["momentum"], weight_decay=recipe["weight_decay"])
+    _, resumed, more = build_run(dict(recipe, epochs=recipe["epochs"] + 2), config, data,
+                                 device="cuda", seed=0, progress="none")
     more.restore(ckpt, resumed)
     more.fit(resumed, data)
     report["restore_epochs"] = [h["epoch"] for h in more.history][-3:]
