@@ -84,8 +84,8 @@ def test_jupyterlab_lists_the_notebooks_and_runs_a_cell(server):
     assert status == 200 and b"JupyterLab" in page
     _, listing = api(port, "/api/contents/notebooks")
     names = sorted(item["name"] for item in listing["content"] if item["type"] == "notebook")
-    assert names[:4] == ["01_resnext_block.ipynb", "02_resnext_stage.ipynb",
-                         "03_resnext_network.ipynb", "04_training.ipynb"]
+    assert names[:5] == ["01_resnext_block.ipynb", "01b_cardinality.ipynb",
+                         "02_resnext_stage.ipynb", "03_resnext_network.ipynb", "04_training.ipynb"]
     _, kernel = api(port, "/api/kernels", method="POST")
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{port}/api/kernels/{kernel['id']}/channels?token={TOKEN}", timeout=60)
