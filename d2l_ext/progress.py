@@ -1,13 +1,12 @@
-"""Progress that fits where the code runs: a d2l board in a notebook, tqdm in a terminal.
+"""Progress that fits where the code runs: a live board in a notebook, tqdm in a terminal.
 
-d2l's ``ProgressBoard`` redraws on every point and, outside a notebook, prints
-``<Figure size 350x250 with 1 Axes>`` instead of progress. ``NotebookProgress`` keeps
-d2l's board but is fed a bounded number of points per epoch; ``TerminalProgress``
-shows a tqdm bar per epoch and prints one line per finished epoch.
+d2l's ``ProgressBoard`` redraws on every point, draws accuracy on the losses' axis and,
+outside a notebook, prints ``<Figure size 350x250 with 1 Axes>`` instead of progress.
+``NotebookProgress`` draws a two-panel board (``plotting.TrainingBoard``: losses on a log
+scale, accuracy on its own axis) fed a bounded number of points per epoch;
+``TerminalProgress`` shows a tqdm bar per epoch and prints one line per finished epoch.
 """
 import sys
-
-from d2l import torch as d2l
 
 
 def in_notebook():
@@ -23,16 +22,16 @@ def format_epoch(row):
 
 
 class NotebookProgress:
-    """d2l's live board (train loss, val loss, val acc against epochs)."""
+    """The live board of ``plotting.TrainingBoard``: training loss twice per epoch and
+    validation loss on a log scale in one panel, validation accuracy in the other.
+
+    ``board`` is the model's d2l ``ProgressBoard``, which the Trainer passes on: the new
+    board honours its ``display`` (False: record, show nothing) and draws itself.
+    """
 
     def __init__(self, max_epochs, board=None):
-        self.board = board if board is not None else d2l.ProgressBoard()
-        self.board.xlabel = "epoch"
-        self.board.xlim = [0, max_epochs]
-        # Losses run from about 2 (or more, in the first steps) down to 0.01, accuracies
-        # between 0.2 and 1: on a log axis all of them stay readable, and one large early
-        # value does not flatten the rest.
-        self.board.yscale = "log"
+        from .plotting import TrainingBoard
+        self.board = TrainingBoard(max_epochs, display=getattr(board, "display", True))
 
     def start_epoch(self, epoch, num_batches):
         pass
@@ -41,11 +40,11 @@ class NotebookProgress:
         pass
 
     def train_point(self, x, loss):
-        self.board.draw(x, loss, "train_loss", every_n=1)
+        self.board.draw(x, loss, "train loss")
 
     def epoch_done(self, row):
-        self.board.draw(row["epoch"], row["val_loss"], "val_loss", every_n=1)
-        self.board.draw(row["epoch"], row["val_acc"], "val_acc", every_n=1)
+        self.board.draw(row["epoch"], row["val_loss"], "val loss")
+        self.board.draw(row["epoch"], row["val_acc"], "val acc")
 
     def close(self):
         pass
