@@ -18,7 +18,18 @@ __all__ = ["draw_block", "draw_stage", "draw_network", "draw_all", "cjk_font",
 
 LANGUAGES = ("en", "zh")
 CJK_FONT_PACKAGE = "fonts-wqy-microhei"      # Debian's package; README and .ci/run install it
-CJK_FONT_FILE = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+CJK_FONT_FILE = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")   # the committed figures' font
+# Font files with Chinese glyphs where Debian/Ubuntu, macOS and Windows put them. A font
+# installed after matplotlib built its font cache (~/.cache/matplotlib) is not in that cache:
+# cjk_font() adds the file itself, found here or by fontconfig (fc-list :lang=zh).
+CJK_FONT_FILES = (CJK_FONT_FILE,
+                  Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+                  Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+                  Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"),
+                  Path("/usr/share/fonts/truetype/arphic/uming.ttc"),
+                  Path("/System/Library/Fonts/PingFang.ttc"),
+                  Path("/System/Library/Fonts/STHeiti Medium.ttc"),
+                  Path("C:/Windows/Fonts/msyh.ttc"), Path("C:/Windows/Fonts/simhei.ttf"))
 CJK_FONT_NAMES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP",
                   "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", "SimHei")
 
@@ -73,18 +84,40 @@ class NoCJKFontError(RuntimeError):
     """No installed font has Chinese glyphs: the message names the Debian package to install."""
 
 
+def fc_list_cjk():
+    """The font files fontconfig lists as covering Chinese (None: no fc-list on this machine)."""
+    import subprocess
+    try:
+        out = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sorted({Path(line.strip().rstrip(":")) for line in out.splitlines() if line.strip()})
+
+
 def cjk_font():
-    """The name of a font with Chinese glyphs, or a one-line error naming the package to install."""
-    if CJK_FONT_FILE.exists():
-        font_manager.fontManager.addfont(str(CJK_FONT_FILE))   # found even if the font cache is older
-        return font_manager.FontProperties(fname=str(CJK_FONT_FILE)).get_name()
+    """The name of a font with Chinese glyphs, or a one-line error naming the package to install.
+
+    A font file found (the known places first, then fontconfig's list) is added to matplotlib's
+    font manager directly, so a font installed after matplotlib's font cache was built is used
+    without rebuilding the cache. Then the names matplotlib knows are tried.
+    """
+    listed = fc_list_cjk()
+    for path in [p for p in CJK_FONT_FILES if p.exists()] + (listed or []):
+        try:
+            font_manager.fontManager.addfont(str(path))
+            return font_manager.FontProperties(fname=str(path)).get_name()
+        except (OSError, RuntimeError, ValueError):      # not a font matplotlib can read
+            continue
     have = {f.name for f in font_manager.fontManager.ttflist}
     for name in CJK_FONT_NAMES:
         if name in have:
             return name
-    raise NoCJKFontError(f"the Chinese diagrams need a font with Chinese glyphs, and none of "
-                       f"{', '.join(CJK_FONT_NAMES)} is installed: on Debian or Ubuntu, "
-                       f"sudo apt-get install {CJK_FONT_PACKAGE}")
+    fc = "no fc-list to ask fontconfig" if listed is None else "fc-list :lang=zh lists none"
+    raise NoCJKFontError(f"the Chinese diagrams need a font with Chinese glyphs, and none was found "
+                         f"(looked for the files {', '.join(map(str, CJK_FONT_FILES))}; {fc}; and "
+                         f"for the fonts {', '.join(CJK_FONT_NAMES)} in matplotlib's font list): "
+                         f"on Debian or Ubuntu, sudo apt-get install {CJK_FONT_PACKAGE}")
 
 
 COLORS = {"conv": "#cfe2f3", "gconv": "#f9cb9c", "bn": "#d9ead3", "drop": "#f4cccc",

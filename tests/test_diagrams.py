@@ -190,11 +190,32 @@ def test_chinese_figures_are_the_committed_ones_with_every_glyph(tmp_path):
             f"run python -m d2l_ext diagrams"
 
 
+def test_a_chinese_font_installed_after_the_font_cache_is_found(monkeypatch, tmp_path):
+    """matplotlib's cache (fontManager) predates the font: fontconfig's list finds the file,
+    and cjk_font adds it to the font manager."""
+    import copy
+    from matplotlib import font_manager
+    listed = diagrams.fc_list_cjk()
+    if not listed:
+        pytest.skip(f"fc-list finds no font with Chinese glyphs here ({diagrams.CJK_FONT_PACKAGE} "
+                    f"is one; CI installs it)")
+    stale = copy.copy(font_manager.fontManager)
+    stale.ttflist = [f for f in stale.ttflist if Path(f.fname) not in listed]   # as before the install
+    monkeypatch.setattr(font_manager, "fontManager", stale)
+    monkeypatch.setattr(diagrams, "CJK_FONT_FILES", (tmp_path / "none.ttc",))   # only fc-list knows it
+    name = diagrams.cjk_font()
+    assert name in {f.name for f in stale.ttflist if Path(f.fname) in listed}
+
+
 def test_no_chinese_font_is_a_one_line_error_naming_the_package(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(diagrams, "CJK_FONT_FILE", tmp_path / "none.ttc")
+    monkeypatch.setattr(diagrams, "CJK_FONT_FILES", (tmp_path / "none.ttc",))
+    monkeypatch.setattr(diagrams, "fc_list_cjk", lambda: [])
     monkeypatch.setattr(diagrams, "CJK_FONT_NAMES", ("No Such Font CJK",))
-    with pytest.raises(diagrams.NoCJKFontError, match="sudo apt-get install fonts-wqy-microhei"):
+    with pytest.raises(diagrams.NoCJKFontError, match="sudo apt-get install fonts-wqy-microhei") as e:
         draw_all(tmp_path / "out")
+    # it says where it looked: the files, fontconfig, the names
+    assert str(tmp_path / "none.ttc") in str(e.value) and "fc-list :lang=zh lists none" in str(e.value)
+    assert "No Such Font CJK" in str(e.value)
     assert not (tmp_path / "out").exists()          # nothing drawn before the font was found
     from d2l_ext.__main__ import main
     with pytest.raises(SystemExit) as exit_:
