@@ -418,7 +418,7 @@ def find_images(folder):
     folder = Path(folder)
     extensions = image_extensions()
     classes = sorted(e.name for e in os.scandir(folder)
-                     if e.is_dir() and not e.name.startswith("."))
+                     if not e.name.startswith(".") and _is_dir(e))
     samples, skipped, owner = [], [], {}
     for index, name in enumerate(classes):
         visited, found, stack = set(), [], [os.path.join(str(folder), name)]
@@ -436,7 +436,7 @@ def find_images(folder):
             for e in entries:
                 if e.name.startswith("."):
                     continue
-                if e.is_dir():          # follows symlinks, once (visited)
+                if _is_dir(e):          # follows symlinks, once (visited)
                     stack.append(e.path)
                 else:                   # a dangling link too: decoding will name it
                     files.append(e.name)
@@ -458,6 +458,16 @@ def find_images(folder):
                 owner[real] = (path, index)
                 samples.append((path, index, real))
     return classes, samples, skipped
+
+
+def _is_dir(entry):
+    """``entry.is_dir()``, with a link that cannot be followed (one to itself, a circle of
+    links: ``Too many levels of symbolic links``) a ``ValueError`` naming it."""
+    try:
+        return entry.is_dir()
+    except OSError as e:
+        raise ValueError(f"cannot follow {entry.path}: {e.strerror} (a symbolic link to itself "
+                         f"or in a circle?): remove or fix it") from None
 
 
 def _scaled_to_8_bits(image):

@@ -63,8 +63,13 @@ def predictions(model, loader, tta=None, keep_inputs=False):
             xs.append(batch[0].cpu())
     if not probs:
         raise ValueError("the loader yielded no batches: nothing to evaluate")
-    probs = torch.cat(probs)
-    return (torch.cat(xs) if keep_inputs else None), torch.cat(ys), probs.argmax(1), probs
+    probs, ys = torch.cat(probs), torch.cat(ys)
+    if len(ys) and int(ys.max()) >= probs.shape[1]:
+        # Why: a confusion matrix of a 5-output model on 10-class labels is silently wrong.
+        raise ValueError(f"the model has {probs.shape[1]} outputs (classes) but the data has "
+                         f"a label {int(ys.max())}: the model was trained on other data "
+                         f"(it needs at least {int(ys.max()) + 1} classes)")
+    return (torch.cat(xs) if keep_inputs else None), ys, probs.argmax(1), probs
 
 
 def accuracy(model, loader, tta=None):
@@ -123,24 +128,57 @@ def predict(model, images, data=None, class_names=None, top=1):
     Files and PIL images are converted like the training data (channels, size, the
     training set's normalization), which needs ``data``; a tensor is taken as already
     normalized, shaped (N, C, H, W). Returns one list of ``(class name, probability)``
-    pairs per image, best first, ``top`` long.
+    pairs per image, best first, ``top`` long. One file name or PIL image is one image.
+    Misuse (no images, a uint8 tensor, as many class names as the model has outputs or
+    not, ``top`` beyond the classes) is a ``ValueError`` saying what to pass instead.
     """
     names = class_names or (data.classes if data is not None else None) \
         or getattr(model, "class_names", None)
     if not names:
         raise ValueError("predict needs class names: pass data= or class_names=")
-    if isinstance(images, torch.Tensor):
-        X = images if images.dim() == 4 else images.unsqueeze(0)
-    else:
-        if data is None:
-            raise ValueError("predict needs data= to convert files or PIL images like the "
-                             "training images")
-        X = torch.stack([_load_like(img, data) for img in images])
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"top must be a positive integer (how many classes to list per "
+                         f"image), got {top!r}")
+    X = _as_batch(images, data)
     model.eval()
     probs = F.softmax(model(X.to(_device(model))).float(), dim=1).cpu()
+    if probs.shape[1] != len(names):
+        raise ValueError(f"the model has {probs.shape[1]} outputs (classes) but "
+                         f"{len(names)} class names were given ({', '.join(map(str, names))}): "
+                         f"pass the names of the classes it was trained on")
+    if top > len(names):
+        raise ValueError(f"top={top} is more than the model's {len(names)} classes")
     values, idx = probs.topk(top, dim=1)
     return [[(names[j], round(v, 4)) for v, j in zip(vs.tolist(), js.tolist())]
             for vs, js in zip(values, idx)]
+
+
+def _as_batch(images, data):
+    """``predict``'s images as one normalized float batch (N, C, H, W)."""
+    if isinstance(images, torch.Tensor):
+        if not images.is_floating_point():
+            raise ValueError(f"predict takes a float tensor normalized like the training "
+                             f"batches, got {images.dtype}: normalize it first "
+                             f"(data.train.normalize(images)), or pass files or PIL images "
+                             f"with data=")
+        if images.dim() not in (3, 4) or images.numel() == 0:
+            raise ValueError(f"predict takes an image (C, H, W) or a batch (N, C, H, W) with "
+                             f"at least one image, got shape {tuple(images.shape)}")
+        return images if images.dim() == 4 else images.unsqueeze(0)
+    if isinstance(images, (str, Path)) or hasattr(images, "getbands"):    # one file or PIL
+        images = [images]
+    try:
+        images = list(images)
+    except TypeError:
+        raise ValueError(f"predict takes file names, PIL images or a tensor, got "
+                         f"{type(images).__name__}") from None
+    if not images:
+        raise ValueError("predict got no images (an empty list): pass file names, PIL "
+                         "images or a tensor")
+    if data is None:
+        raise ValueError("predict needs data= to convert files or PIL images like the "
+                         "training images")
+    return torch.stack([_load_like(img, data) for img in images])
 
 
 def _load_like(image, data):

@@ -27,6 +27,7 @@ import torch
 from .data import AUGMENTATIONS
 from .evaluation import accuracy
 from .recipes import LR_EXTENDED, LR_GRID, RECIPES, build_data, build_run
+from .training import clamp_warmup, remove_litter, take_lock
 
 __all__ = ["EXPERIMENTS", "NETWORKS", "REPORT", "run_experiment", "estimate_experiment",
            "seconds_per_batch", "load_results", "selected_lr", "network_of", "row_seeds",
@@ -213,6 +214,7 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
     """
     checkpoint = checkpoint_path(path, config, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_litter(path.parent, [path.name, checkpoint.name])    # a killed attempt's temp files
     data, model, trainer = build_run(recipe, config, root=root, seed=seed, device=device,
                                      progress=progress, checkpoint=checkpoint)
     resumed_from = None
@@ -223,7 +225,7 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
         except Exception as e:      # a truncated or foreign file: start afresh, say so
             print(f"warning: cannot resume from {checkpoint} ({type(e).__name__}: {e}); "
                   f"training this run from the start", flush=True)
-            checkpoint.unlink()
+            checkpoint.unlink(missing_ok=True)
     try:
         trainer.fit(model, data)
         diverged = None
@@ -258,24 +260,12 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
 
 
 def _claim(path):
-    """A lock file beside ``path`` holding this process's id, or None if a live process
-    holds it: two ``ablate`` calls (say, one per CPU core) share an experiment's runs."""
+    """A lock file beside ``path`` holding this process's PID and host, or None if a live
+    process holds it: two ``ablate`` calls (say, one per CPU core) share an experiment's
+    runs. A lock left by a process that died is taken over (``training.take_lock``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                os.kill(int(lock.read_text() or 0), 0)
-                return None                 # held by a live process
-            except (ValueError, ProcessLookupError, PermissionError, FileNotFoundError):
-                lock.unlink(missing_ok=True)    # left by a process that died: take it over
-                continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return lock
-    return None
+    return lock if take_lock(lock) is None else None
 
 
 def _readable_record(path):
@@ -288,10 +278,15 @@ def _readable_record(path):
 
 
 def _write_json(path, record):
-    """A run is either complete on disk or absent: write a temporary file, then rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
+    """A run is either complete on disk or absent: write a temporary file, then rename.
+    The temporary file is removed on every path that runs code (a full disk, Ctrl-C);
+    one a SIGKILL leaves, the run's next attempt removes (``run_one``)."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run_experiment(experiment, seeds=None, out="results", device="auto", root="data",
@@ -394,7 +389,10 @@ def _run_recipe(experiment, epochs=None):
     if epochs == RECIPES[recipe_name]["epochs"]:
         epochs = None
     folder = f"{experiment}-{epochs}ep" if epochs else experiment
-    return dict(RECIPES[recipe_name], **({"epochs": epochs} if epochs else {})), folder
+    recipe = dict(RECIPES[recipe_name], **({"epochs": epochs} if epochs else {}))
+    if epochs and recipe.get("warmup", 0) >= epochs:    # as train clamps it: a short run works
+        recipe["warmup"] = clamp_warmup(recipe["warmup"], epochs)
+    return recipe, folder
 
 
 def seconds_per_batch(step, loader, batches, warmup, device):

@@ -28,12 +28,15 @@ CONVENTION = ("Rows: mean ± SD over seeds. Differences: mean of the per-seed di
               "training images are one fixed draw.")
 
 
-#: What every table and plot reads from a run record, by type. A record without one (a
-#: file edited by hand, padded after a crash, from another tool) is named with the field,
-#: instead of a ``KeyError: 'label'`` from deep inside a table.
-_FIELDS = {"label": str, "config": dict, "recipe": dict, "seed": int, "history": list,
-           "seconds": (int, float)}
-_SCORES = ("train_loss", "train_acc", "val_acc", "test_acc")
+#: What the tables and plots read from a run record, by type: every record, the sweep's,
+#: the other experiments'. A record without one (a file edited by hand, padded after a
+#: crash, from another tool) is named with the field, instead of a ``KeyError: 'label'``
+#: from deep inside a table.
+_NUMBER, _MAYBE = (int, float), (int, float, type(None))
+_EVERY = {"label": str, "config": dict, "seed": int}
+_SWEEP = {"finished": {"train_loss": _NUMBER, "val_acc": _MAYBE}, "diverged": {"history": list}}
+_TABLE = {"every": {"recipe": dict, "seconds": _NUMBER, "history": list},
+          "finished": {"train_loss": _NUMBER, "val_acc": _NUMBER, "test_acc": _NUMBER}}
 
 
 def load_results(experiment, out="results"):
@@ -42,29 +45,34 @@ def load_results(experiment, out="results"):
     records = _read_records(experiment, out)    # names a file that is not JSON
     paths = sorted((Path(out) / experiment).glob("*.json"))     # the order it read them in
     for path, record in zip(paths, records):
-        problem = _record_problem(record)
+        problem = _record_problem(record, experiment == "lr-sweep")
         if problem:
             raise ValueError(f"{path} is not a whole run record ({problem}); delete it and "
                              f"run the experiment again to redo that run")
     return records
 
 
-def _record_problem(record):
-    """What is missing from a run record, or None."""
+def _record_problem(record, sweep):
+    """What is missing from a run record (of the sweep, or of another experiment), or None."""
     if not isinstance(record, dict):
         return f"a JSON {type(record).__name__}, not an object"
-    bad = [k for k, kind in _FIELDS.items() if not isinstance(record.get(k), kind)]
-    if not record.get("diverged"):
-        bad += [k for k in _SCORES if not isinstance(record.get(k), (int, float))]
-        rows = record.get("history") if isinstance(record.get("history"), list) else []
-        if not all(isinstance(h, dict) and isinstance(h.get("train_loss"), (int, float))
-                   and isinstance(h.get("val_acc"), (int, float)) for h in rows):
-            bad.append("history rows with train_loss and val_acc")
-    if isinstance(record.get("config"), dict) and "model" not in record["config"]:
+    diverged = bool(record.get("diverged"))
+    wanted = dict(_EVERY)
+    if sweep:
+        wanted.update(_SWEEP["diverged" if diverged else "finished"])
+    else:
+        wanted.update(_TABLE["every"], **({} if diverged else _TABLE["finished"]))
+    bad = [k for k, kind in wanted.items() if not isinstance(record.get(k), kind)]
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    if "model" not in config:
         bad.append("config.model")
-    if (isinstance(record.get("config"), dict) and "lr" not in record["config"]
-            and "lr" not in (record.get("recipe") or {})):
+    if "lr" not in config and "lr" not in (record.get("recipe") or {}):
         bad.append("an lr in config or recipe")
+    rows = record.get("history") if isinstance(record.get("history"), list) else []
+    if not sweep and not diverged and not all(
+            isinstance(h, dict) and isinstance(h.get("train_loss"), _NUMBER)
+            and isinstance(h.get("val_acc"), _NUMBER) for h in rows):
+        bad.append("history rows with train_loss and val_acc")
     return f"{', '.join(bad)}: missing or of the wrong type" if bad else None
 
 

@@ -13,8 +13,12 @@ import hashlib
 import itertools
 import math
 import os
+import re
+import shutil
+import socket
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from d2l import torch as d2l
@@ -25,13 +29,23 @@ from .device_data import device_loader
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
 
 __all__ = ["Trainer", "resolve_device", "load_checkpoint", "model_from_checkpoint",
-           "recompute_bn_statistics", "atomic_save", "state_digest", "BatchTooSmallError"]
+           "recompute_bn_statistics", "atomic_save", "state_digest", "BatchTooSmallError",
+           "saved_epochs", "describe_saved", "clamp_warmup", "take_lock", "lock_holder",
+           "release_lock", "remove_litter"]
 
 CHECKPOINT_FORMAT = 1
 
 
 class BatchTooSmallError(ValueError):
     """A training batch batch norm cannot train on (one image reaching a 1x1 map)."""
+
+
+def clamp_warmup(warmup, epochs):
+    """The warm-up a run of ``epochs`` epochs gets from a recipe's ``warmup``: at most
+    ``epochs - 1``, so that a short run (``train --epochs 2``, ``ablate ... --epochs 3``)
+    still has an epoch at the full rate instead of failing. ``train`` and ``ablate`` both
+    use it, so the same short run means the same schedule in both."""
+    return max(0, min(int(warmup), int(epochs) - 1))
 
 _warned_no_gpu = False
 
@@ -162,9 +176,48 @@ def model_from_checkpoint(path, map_location="cpu", ckpt=None):
     hparams = {k: tuple(map(tuple, v)) if k == "arch" else v for k, v in ckpt["hparams"].items()
                if v is not None}
     model = cls(**hparams)
-    model.load_state_dict(ckpt["state_dict"])
+    _load_weights(model, ckpt, path)
     model.class_names = ckpt.get("class_names")
     return model.eval()
+
+
+def _describe_hparam(key, value):
+    if key == "arch" and isinstance(value, (list, tuple)):
+        return f"{len(value)} stages (arch {[list(v) for v in value]})"
+    if key == "num_classes":
+        return f"{value} outputs (num_classes={value})"
+    return f"{key}={value!r}"
+
+
+def check_fits(model, ckpt, path):
+    """A ``ValueError`` naming both values when the checkpoint at ``path`` was saved from
+    another kind of model than ``model`` (class, number of outputs, stages). Why: a lazy
+    model takes any checkpoint's shapes in ``load_state_dict``, so a 5-class checkpoint
+    loaded into ``num_classes=10`` would give a model whose outputs, hparams and checkpoint
+    disagree, without a word."""
+    saved_class = ckpt.get("model_class")
+    mine_class = models.registered_class_name(model)
+    if saved_class and saved_class != mine_class:
+        raise ValueError(f"{path} holds a {saved_class}, this model is a {mine_class}: build "
+                         f"the model it was saved from (model_from_checkpoint({str(path)!r}))")
+    saved, mine = ckpt.get("hparams") or {}, _plain(dict(getattr(model, "hparams", {}) or {}))
+    for key in ("num_classes", "arch"):
+        if saved.get(key) is not None and mine.get(key) is not None and saved[key] != mine[key]:
+            raise ValueError(f"{path} was saved from a {saved_class or 'model'} with "
+                             f"{_describe_hparam(key, saved[key])}, this model has "
+                             f"{_describe_hparam(key, mine[key])}: build it with "
+                             f"{key}={saved[key]!r}, or use model_from_checkpoint")
+
+
+def _load_weights(model, ckpt, path):
+    """``load_state_dict``, with torch's page of missing and unexpected keys turned into one
+    sentence naming the file."""
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:160]
+        raise ValueError(f"{path} does not fit this model ({detail}); build the model it was "
+                         f"saved from with model_from_checkpoint({str(path)!r})") from None
 
 
 class Trainer(d2l.Trainer):
@@ -186,7 +239,20 @@ class Trainer(d2l.Trainer):
     continues at the epoch after the checkpoint's last, on the schedule of this
     Trainer's ``max_epochs``). ``fit`` reports on the data's ``val`` split; ``test`` reads
     the test split, once, when the run is over.
+
+    A run that diverges ends with a ``FloatingPointError`` naming the epoch: a training
+    loss that is not finite or above ``max_train_loss``, or a validation loss or accuracy
+    that is not finite. The epoch is not kept: the checkpoint still holds the last finite
+    epoch. ``before_checkpoint_replace`` (a callable, or None) runs after each checkpoint is
+    written to its temporary file and before it replaces the old one: the command line
+    removes a ``curves.png`` of another run there, so that the two files never disagree.
     """
+
+    #: A mean training loss above this ends the run as diverged. Cross-entropy starts near
+    #: ln(classes) (1.6 for 5, 2.3 for 10) and a first epoch that blows up and recovers
+    #: stays below 10; at 1000 the right class gets probability e^-1000 on average: the
+    #: weights have blown up (``--momentum 5`` reached 3.7e17 and then nan).
+    max_train_loss = 1e3
 
     def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0, device="auto",
                  channels_last=True, amp=True, seed=None, momentum=0.0, weight_decay=0.0,
@@ -211,6 +277,7 @@ class Trainer(d2l.Trainer):
         self.optim = None
         self.train_batch_idx = self.val_batch_idx = 0
         self._pending_state = None
+        self.before_checkpoint_replace = None
 
     # -- setup -------------------------------------------------------------------------
     def prepare_batch(self, batch):
@@ -232,10 +299,33 @@ class Trainer(d2l.Trainer):
         self.model = model.to(self.device)
         # Lazy layers get their sizes (and their initialization) before the memory format
         # is chosen and the optimizer is made.
-        X, _ = self.prepare_batch(next(iter(self.train_dataloader)))
+        X, y = self.prepare_batch(next(iter(self.train_dataloader)))
         models.materialize(model, X)
+        self._check_outputs(model, self.data, X, y)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def _check_outputs(self, model, data, X, y):
+        """A ``ValueError`` naming both numbers when the model's outputs and the data's
+        classes differ. Why: 10 outputs on 5-class data train without a word (5 never-seen
+        classes to predict), 3 outputs end in torch's 'Target 3 is out of bounds'."""
+        was_training = model.training
+        model.eval()
+        with self._autocast():
+            outputs = model(X[:1]).shape[-1]
+        model.train(was_training)
+        classes = getattr(data, "num_classes", None)
+        if classes is not None and outputs != classes:
+            names = getattr(data, "classes", None)
+            raise ValueError(f"the model has {outputs} outputs (num_classes={outputs}) but "
+                             f"the data has {classes} classes"
+                             + (f" ({', '.join(map(str, names))})" if names else "")
+                             + f": build the model with num_classes={classes}")
+        top = int(y.max()) if len(y) else -1
+        if classes is None and top >= outputs:
+            raise ValueError(f"the model has {outputs} outputs (num_classes={outputs}) but "
+                             f"the data has a label {top}: it needs num_classes > {top}")
 
     def configure_optimizers(self, model):
         """The optimizer (the model's own, as in d2l, when momentum, weight decay, schedule
@@ -323,13 +413,16 @@ class Trainer(d2l.Trainer):
     # -- the loop ----------------------------------------------------------------------
     def fit(self, model, data):
         """Train ``max_epochs`` epochs (after ``restore``: the epochs still to go); returns
-        None, as d2l's. Ctrl-C stops at once and keeps every finished epoch."""
+        None, as d2l's. Ctrl-C stops at once and keeps every finished epoch; what it says
+        the checkpoint holds is read from the file (a Ctrl-C during its write leaves the
+        previous one)."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
         self.setup(model, data)
         self.interrupted = False
         self.train_batch_idx = self.val_batch_idx = 0
         self.board = self._progress(model)
+        self.epoch = len(self.history)
         try:
             for self.epoch in range(len(self.history), self.max_epochs):
                 row = self.fit_epoch()
@@ -339,10 +432,9 @@ class Trainer(d2l.Trainer):
                     self.save_checkpoint(self.checkpoint)
         except KeyboardInterrupt:
             self.interrupted = True
-            if self.checkpoint:     # the last finished epoch's checkpoint is already on disk
-                print(f"\ninterrupted: stopped in epoch {len(self.history) + 1}; "
-                      f"{self.checkpoint} holds the {len(self.history)} finished epoch(s)",
-                      flush=True)
+            if self.checkpoint:
+                print(f"\ninterrupted: stopped in epoch {self.epoch + 1}; "
+                      f"{describe_saved(self.checkpoint, self.history)}", flush=True)
             else:
                 print(f"\ninterrupted: stopped after {len(self.history)} complete epoch(s); "
                       f"trainer.history keeps them, the model has the weights of the moment",
@@ -369,10 +461,7 @@ class Trainer(d2l.Trainer):
             self.board.batch_done()
             if i in draw_at:        # the only host syncs of the training loop
                 total = loss_sum.item()
-                if not math.isfinite(total):
-                    raise FloatingPointError(
-                        f"training loss became {total} in epoch {self.epoch + 1} (lr {lr:g}): "
-                        f"the learning rate is probably too high; nothing of this epoch is kept")
+                self._check_train_loss(total, (total - drawn_sum) / (seen - drawn_seen), lr)
                 self.board.train_point(self.epoch + i / n_batches,
                                        (total - drawn_sum) / (seen - drawn_seen))
                 drawn_sum, drawn_seen = total, seen
@@ -380,19 +469,49 @@ class Trainer(d2l.Trainer):
             recompute_bn_statistics(model, self.train_dataloader, self.prepare_batch,
                                     self._autocast)
         val_loss, val_acc = self.evaluate(model, self.val_dataloader)
-        return {"epoch": self.epoch + 1, "train_loss": (loss_sum / seen).item(),
-                "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
-                "seconds": time.perf_counter() - start}
+        row = {"epoch": self.epoch + 1, "train_loss": (loss_sum / seen).item(),
+               "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
+               "seconds": time.perf_counter() - start}
+        self._check_train_loss(row["train_loss"], row["train_loss"], lr)
+        if self.val_dataloader is not None:
+            for key, name in (("val_loss", "validation loss"), ("val_acc", "validation accuracy")):
+                if not math.isfinite(row[key]):
+                    raise FloatingPointError(
+                        f"{name} became {row[key]} in epoch {self.epoch + 1} (lr {lr:g}): the "
+                        f"run diverged (the learning rate is probably too high); nothing of "
+                        f"this epoch is kept")
+        return row
+
+    def _check_train_loss(self, total, mean, lr):
+        """A ``FloatingPointError`` when the training loss is not finite or above
+        ``max_train_loss``: a diverged run ends, instead of training on to a nan model."""
+        if not math.isfinite(total):
+            raise FloatingPointError(
+                f"training loss became {total} in epoch {self.epoch + 1} (lr {lr:g}): "
+                f"the learning rate is probably too high; nothing of this epoch is kept")
+        if mean > self.max_train_loss:
+            raise FloatingPointError(
+                f"training loss reached {mean:.3g} in epoch {self.epoch + 1} (lr {lr:g}), "
+                f"above the bound {self.max_train_loss:g} (Trainer.max_train_loss): the run "
+                f"diverged (the learning rate or momentum is probably too high); nothing of "
+                f"this epoch is kept")
 
     def test(self, model=None, data=None):
         """Loss and accuracy on the test split, ``{"test_loss", "test_acc"}``: read this once,
         when every choice is made (an accuracy read every epoch and chosen by is a
         validation accuracy, however it is named)."""
-        model = model if model is not None else self.model
-        data = data if data is not None else self.data
+        model = model if model is not None else getattr(self, "model", None)
+        data = data if data is not None else getattr(self, "data", None)
+        if model is None or data is None:
+            raise RuntimeError("Trainer.test() has no model or data yet: call fit(model, data) "
+                               "first, or pass them: test(model, data)")
         loader = data.test_dataloader() if hasattr(data, "test_dataloader") else None
         if loader is None:
             raise ValueError(f"{type(data).__name__} has no test split")
+        first = next(iter(loader), None)
+        if first is not None:
+            X, y = self.prepare_batch(first)
+            self._check_outputs(model, data, X, y)
         loss, acc = self.evaluate(model, loader)
         return {"test_loss": loss, "test_acc": acc}
 
@@ -445,7 +564,14 @@ class Trainer(d2l.Trainer):
     def save_checkpoint(self, path, model=None):
         """Weights, hparams, class names, history, optimizer: all loadable weights-only,
         with a digest of the weights (``state_digest``) that ``load_checkpoint`` checks."""
-        model = model if model is not None else self.model
+        model = model if model is not None else getattr(self, "model", None)
+        if model is None:
+            raise RuntimeError("save_checkpoint has no model to save: call fit first, or pass "
+                               "it: save_checkpoint(path, model)")
+        if any(isinstance(p, torch.nn.parameter.UninitializedParameter)
+               for p in model.parameters()):
+            raise RuntimeError(f"{type(model).__name__} still has lazy (unsized) layers: run "
+                               f"one batch through it, or fit it, before saving it")
         data = getattr(self, "data", None)
         images = getattr(getattr(data, "train", None), "images", None)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -462,7 +588,7 @@ class Trainer(d2l.Trainer):
             "trainer": _plain({k: self.hparams[k] for k in ("max_epochs", "seed", "momentum",
                                "weight_decay", "schedule", "warmup", "channels_last", "amp")}),
         }
-        atomic_save(ckpt, path)
+        atomic_save(ckpt, path, before_replace=self.before_checkpoint_replace)
         return path
 
     def restore(self, path, model):
@@ -475,7 +601,8 @@ class Trainer(d2l.Trainer):
         that never stopped.
         """
         ckpt = load_checkpoint(path)
-        model.load_state_dict(ckpt["state_dict"])
+        check_fits(model, ckpt, path)
+        _load_weights(model, ckpt, path)
         self.history = list(ckpt["history"])
         self._pending_state = ckpt
         model.class_names = ckpt.get("class_names")
@@ -483,17 +610,156 @@ class Trainer(d2l.Trainer):
 
 
 
-def atomic_save(obj, path):
+def atomic_save(obj, path, before_replace=None):
     """``torch.save`` to a temporary file beside ``path``, then rename: a crash or Ctrl-C
-    mid-write leaves the old file whole, never a truncated one."""
+    mid-write leaves the old file whole, never a truncated one, and the temporary file is
+    removed on every path that runs code (SIGKILL leaves it: ``remove_litter``). A write
+    that fails (a full disk) is an ``OSError`` in one sentence, not torch's
+    ``[enforce fail at inline_container.cc]``. ``before_replace``: called between the two."""
     path = str(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except (OSError, RuntimeError) as e:
+            raise OSError(_write_failure(path, e)) from None
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
+
+
+def _write_failure(path, error):
+    """Why writing ``path`` failed, in one line, with the free space left on its disk."""
+    reason = " ".join(str(error).split()) or type(error).__name__
+    reason = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", reason)[:160]
+    try:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        space = "the disk is full" if free < 2 ** 20 else f"{free / 2 ** 20:.0f} MB free there"
+    except OSError:
+        space = "free space unknown"
+    return f"cannot write {path}: {reason} ({space})"
+
+
+def saved_epochs(path, history=()):
+    """(how many epochs the checkpoint at ``path`` holds, whether they are the first epochs
+    of ``history``), read from the file itself: what an interrupted or failed run can
+    truthfully say it kept. ``(0, False)`` when there is no file, ``(None, False)`` when it
+    cannot be read. "Ours" compares whole history rows (their seconds included), so an
+    earlier run's file that ``--overwrite`` has not replaced yet is not counted as this
+    run's."""
+    if not os.path.exists(path):
+        return 0, False
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:       # damaged or foreign: it holds nothing this run can name
+        return None, False
+    saved = list(ckpt.get("history") or []) if isinstance(ckpt, dict) else []
+    return len(saved), bool(saved) and saved == list(history)[:len(saved)]
+
+
+def describe_saved(path, history=()):
+    """One clause saying what the checkpoint at ``path`` holds now (``saved_epochs``)."""
+    epochs, ours = saved_epochs(path, history)
+    if epochs == 0 and not os.path.exists(path):
+        return f"nothing was saved ({path} was not written)"
+    if epochs is None:
+        return f"{path} cannot be read"
+    if not ours:
+        return (f"{path} was not replaced: it still holds an earlier run's {epochs} "
+                f"epoch(s)")
+    return f"{path} holds the {epochs} finished epoch(s)"
+
+
+def _host():
+    return socket.gethostname()
+
+
+def lock_holder(path):
+    """``(pid, host)`` of the live process that holds the lock file ``path``, or None.
+
+    None when there is no file, or it is stale: its PID is not running on this host (a run
+    killed by SIGKILL or a power cut never removes its lock). A lock of another host cannot be checked and counts as held. A file without a PID counts
+    as held for 10 s (its writer is between creating and filling it), stale after.
+    """
+    path = Path(path)
+    try:
+        text, age = path.read_text(), time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        text, age = "", 0.0
+    parts = text.split()
+    if not parts or not parts[0].isdigit():
+        return None if age > 10 else ("?", "?")
+    pid, host = int(parts[0]), (parts[1] if len(parts) > 1 else _host())
+    if host != _host():
+        return pid, host
+    return (pid, host) if _alive(pid) else None
+
+
+def _alive(pid):
+    """Whether ``pid`` is a running process here (a zombie, dead but not yet reaped by its
+    parent, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def take_lock(path):
+    """Create the lock file ``path`` holding this process's PID and host name: None when
+    taken, else ``(pid, host)`` of the process that holds it. A stale lock
+    (``lock_holder``) is taken over. Why: two runs writing one folder each believe the
+    files are theirs; the second must stop before any work, saying who holds it."""
+    path = Path(path)
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = lock_holder(path)
+            if holder is not None:
+                return holder
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()           # stale: take it over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()} {_host()}\n")
+        return None
+    return lock_holder(path) or ("?", "?")
+
+
+def release_lock(path):
+    """Remove the lock file ``path`` if this process holds it."""
+    path = Path(path)
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        parts = path.read_text().split()
+        if parts and parts[0] == str(os.getpid()) and parts[1:2] in ([], [_host()]):
+            path.unlink()
+
+
+def remove_litter(folder, names):
+    """Delete the temporary files ``<name>.tmp<digits>`` (``atomic_save``) and
+    ``<name>.tmp`` in ``folder`` that a killed writer left (SIGKILL runs no cleanup); call
+    it only while holding the lock that covers those names. Returns the paths removed."""
+    removed = []
+    for name in names:
+        pattern = re.compile(re.escape(name) + r"\.tmp\d*")
+        for entry in Path(folder).glob(name.replace("[", "[[]") + ".tmp*"):
+            if pattern.fullmatch(entry.name) and entry.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
 
 
 @torch.no_grad()

@@ -2,6 +2,7 @@
 the files alone, differences with intervals (issues 5 and 10)."""
 import json
 import os
+import socket
 
 import pytest
 
@@ -216,7 +217,7 @@ def test_the_report_path_in_its_order():
 def test_two_processes_share_an_experiment_and_broken_files_are_named(tmp_path):
     path = tmp_path / "x" / "run__seed0.json"
     lock = E._claim(path)
-    assert lock.read_text() == str(os.getpid())
+    assert lock.read_text() == f"{os.getpid()} {socket.gethostname()}\n"
     assert E._claim(path) is None                   # held by a live process (this one)
     lock.write_text("999999999")                    # a process that died
     assert E._claim(path) == lock
