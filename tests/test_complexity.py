@@ -79,3 +79,59 @@ def test_sixteen_or_thirty_two_groups_cannot_be_matched_at_this_scale():
             p = network_params(cardinality=C, width_per_group=d) / ref["params"]
             f = network_flops(cardinality=C, width_per_group=d) / ref["flops"]
             assert not (abs(p - 1) <= 0.05 and abs(f - 1) <= 0.05), (C, d, p, f)
+
+
+# --- the numbers the docs and notebook 01b state come from the code ---------------------------
+
+from pathlib import Path
+import re
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spreads():
+    rows = template_table()
+    return [100 * (max(r[k] for r in rows) / min(r[k] for r in rows) - 1) for k in ("params", "flops")]
+
+
+def test_docs_state_the_templates_as_the_code_computes_them():
+    package = (ROOT / "docs" / "package.md").read_text()
+    report = (ROOT / "docs" / "report.md").read_text()
+    p, f = spreads()
+    for text in (package, report):
+        assert f"within {p:.1f}% of one another in parameters and {f:.1f}% in" in text
+    for r in template_table():
+        C, d = r["cardinality"][0], r["width_per_group"]
+        row = (f"| {r['name'].replace('x', '×')} | {C} | {' / '.join(map(str, d))} | "
+               f"{r['params']:,} | {r['flops'] / 1e6:.2f} |")
+        assert row in package, row
+    names = [n.replace("x", "×") for n in CARDINALITY_TEMPLATES]
+    assert ", ".join(names[:-1]) + f" and {names[-1]}" in report
+    assert "templates " + ", ".join(names) in (ROOT / "README.md").read_text()
+    assert "模板 " + "、".join(names) in (ROOT / "README.zh-CN.md").read_text()
+    row = next(l for l in report.splitlines() if "通过增加Cardinality" in l and l.startswith("|"))
+    assert row.endswith("| notebook 1b, §1b.5 |") and "still open" in row
+
+
+@pytest.mark.parametrize("edition", ["", "zh/"])
+def test_notebook_1b_prose_numbers_are_its_outputs(edition):
+    nb = nbformat.read(ROOT / "notebooks" / edition / "01b_cardinality.ipynb", as_version=4)
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    outputs = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    computed = {network_params(in_channels=3),                 # the report's RGB count (notebook 3)
+                2 * 64 * 128,                                  # exercise 3: the two 1x1 convs
+                network_params(in_channels=3) - network_params()}   # exercise 4: RGB stem weights
+    for number in re.findall(r"\d{1,3}(?:,\d{3})+", prose):
+        assert number in outputs or int(number.replace(",", "")) in computed, number
+    p, f = spreads()
+    assert f"{p:.1f}%" in prose and f"{f:.1f}%" in prose
+    ref = template_table()[0]
+    for C, d in ((32, 7), (32, 8)):
+        ratio = network_params(cardinality=C, width_per_group=d) / ref["params"]
+        assert f"{ratio:.3f}" in prose
+    miss = (100 * (1 - network_params(cardinality=32, width_per_group=7) / ref["params"]),
+            100 * (network_flops(cardinality=32, width_per_group=7) / ref["flops"] - 1))
+    assert all(f"{m:.1f}%" in prose for m in miss)
+    assert f"{ref['params'] / network_params():.1f}" in prose      # 1x64d against the report's net
