@@ -1,4 +1,17 @@
 """d2l_ext: the report's ResNeXt-18 as finished d2l classes (see README)."""
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"]:     # `python -m d2l_ext ...`, while Python still locates it
+    # Loading torch and d2l takes seconds; a Ctrl-C meanwhile ends with one line, not a
+    # traceback through the imports. The command line (__main__.main) then sets its own.
+    import signal as _signal
+
+    def _interrupted_while_loading(signum, frame):
+        _sys.stderr.write("\ninterrupted while loading torch: nothing was done\n")
+        raise SystemExit(130)
+
+    _signal.signal(_signal.SIGINT, _interrupted_while_loading)
+
 import d2l as _d2l
 
 if not _d2l.__version__.startswith("1."):   # d2l-zh's 0.17.x: train_ch6, no Classifier/Trainer

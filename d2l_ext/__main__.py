@@ -4,11 +4,14 @@
 task on the CPU, prints the test accuracy and writes a checkpoint and a PNG of the curves.
 """
 import argparse
+import math
+import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from .data import AUGMENTATIONS
+from .data import AUGMENTATIONS, MIN_IMAGE_SIZE
 from .evaluation import TTA
 from .experiments import EXPERIMENTS
 from .models import MODELS, REPORT_ARCHS
@@ -148,20 +151,142 @@ def _check_device(device):
         sys.exit(f"error: --device: {e}")
 
 
-def _check_out(out, overwrite):
-    """--out: a writable folder without a model.pt (unless --overwrite), or one line why."""
-    model_path = out / "model.pt"
-    if model_path.exists() and not overwrite:
-        sys.exit(f"error: {model_path} already exists; pass --overwrite to replace it, or "
-                 f"choose another --out (a trained model is never replaced by accident)")
+def _require(ok, message):
+    """End the program with ``error: message`` (one line, exit 1) unless ``ok``."""
+    if not ok:
+        sys.exit(f"error: {message}")
+
+
+_POSITIVE = ("a positive integer", lambda v: v >= 1)
+_SEED = ("an integer in [0, 2**32)", lambda v: 0 <= v < 2 ** 32)
+_SIZE = (f"at least {MIN_IMAGE_SIZE} pixels (the networks shrink images 16-fold)",
+         lambda v: v >= MIN_IMAGE_SIZE)
+#: ``train``'s numbers and their rules; ``ablate`` and ``evaluate`` check theirs the same way.
+TRAIN_RULES = {
+    "epochs": _POSITIVE, "batch_size": _POSITIVE,
+    "lr": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "momentum": ("in [0, 1) (0.9 is usual; at 1 or more the steps grow without bound)",
+                 lambda v: 0 <= v < 1),
+    "weight_decay": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    "resize": _SIZE, "seed": _SEED,
+}
+
+
+def _check_numbers(args, rules):
+    """Every number in ``rules`` (option name -> (rule, test)) checked before any work:
+    the first that breaks its rule ends the program with one line naming it. Why: a
+    momentum of 5 or an lr of inf trains for minutes into nan, a --resize of 8 fails only
+    once the data is read."""
+    for name, (rule, test) in rules.items():
+        values = getattr(args, name)
+        for value in values if isinstance(values, list) else [values]:
+            _require(value is None or test(value),
+                     f"--{name.replace('_', '-')} must be {rule}, got {value}")
+
+
+class _OutFolder:
+    """``train``'s --out for one run, as a ``with`` block.
+
+    On the way in: the folder is made and written to (or one line why), locked against a
+    second ``train`` (``train.lock``, holding PID and host; a lock whose process is gone is
+    taken over), refused if it holds a model.pt (unless --overwrite), and cleared of the
+    temporary files a killed run left. On the way out, by any path: the lock goes, and so
+    does a folder this run created and left empty. ``keep`` draws curves.png from the
+    history model.pt itself holds, so the two always come from the same run.
+    """
+
+    def __init__(self, out, overwrite):
+        self.path, self.overwrite, self.created, self.trainer = Path(out), overwrite, [], None
+        self.model, self.curves = self.path / "model.pt", self.path / "curves.png"
+        self.lock = self.path / "train.lock"
+
+    def __enter__(self):
+        from .training import remove_litter, take_lock
+        self._make()
+        holder = take_lock(self.lock)
+        if holder is not None:
+            self._remove_created()
+            sys.exit(f"error: --out {self.path} is in use by another train (PID {holder[0]} on "
+                     f"{holder[1]}); wait for it to end or choose another --out (if no train "
+                     f"runs there any more, delete {self.lock})")
+        try:
+            _require(self.overwrite or not self.model.exists(),
+                     f"{self.model} already exists; pass --overwrite to replace it, or choose "
+                     f"another --out (a trained model is never replaced by accident)")
+            removed = remove_litter(self.path, [self.model.name, self.curves.name])
+        except BaseException:
+            self.__exit__()
+            raise
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) a killed run left in {self.path}",
+                  flush=True)
+        return self
+
+    def _make(self):
+        folder = self.path
+        while not folder.exists() and folder != folder.parent:
+            self.created.append(folder)
+            folder = folder.parent
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.path):
+                pass
+        except OSError as e:
+            self._remove_created()
+            sys.exit(f"error: --out {self.path} is not a writable folder "
+                     f"({e.strerror or type(e).__name__}); choose another --out")
+
+    def _remove_created(self):
+        for folder in self.created:         # deepest first; only if left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+    def __exit__(self, *exc):
+        from .training import release_lock
+        release_lock(self.lock)
+        self._remove_created()
+        return False
+
+    def forget_curves(self):
+        """Before this run's first model.pt replaces another run's: that run's curves go."""
+        self.curves.unlink(missing_ok=True)
+
+    def held(self):
+        """What model.pt holds now, read from the file (``describe_saved``)."""
+        from .training import describe_saved
+        return describe_saved(self.model, self.trainer.history if self.trainer else [])
+
+    def keep(self, title):
+        """(whether model.pt is this run's and curves.png was drawn for it, one clause
+        saying what --out holds). A failed drawing is said, not raised."""
+        from .training import saved_epochs
+        epochs, ours = saved_epochs(self.model, self.trainer.history if self.trainer else [])
+        if not ours:
+            return False, self.held()
+        try:
+            _save_curves(self.trainer.history[:epochs], self.curves, title)
+        except OSError as e:
+            return False, f"{self.model} holds the {epochs} finished epoch(s); {e}"
+        return True, f"{self.model} ({epochs} finished epoch(s)) and {self.curves}"
+
+
+def _save_curves(history, path, title):
+    """curves.png through a temporary file and a rename (a Ctrl-C or a full disk leaves no
+    half-written PNG); the temporary file goes on every path."""
+    from .plotting import plot_history, plt
+    from .training import _write_failure
+    ax = plot_history(history, title=title)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
+        ax[0].figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
     except OSError as e:
-        sys.exit(f"error: --out {out} is not a writable folder "
-                 f"({e.strerror or type(e).__name__}); choose another --out")
-    return model_path
+        raise OSError(_write_failure(path, e)) from None
+    finally:
+        plt.close(ax[0].figure)
+        tmp.unlink(missing_ok=True)
 
 
 def _model_config(args):
@@ -182,20 +307,27 @@ def _model_config(args):
 
 
 def cmd_train(args):
-    from .recipes import build_run
-    from .plotting import plot_history, save_figure
-
+    from .training import clamp_warmup
     # Every check that needs no data comes first: a mistake costs a second, not a data load.
-    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
-        sys.exit("error: --epochs and --batch-size must be positive, --lr greater than 0")
+    _check_numbers(args, TRAIN_RULES)
     if args.warmup is None:
-        args.warmup = min(DEFAULTS["warmup"], args.epochs - 1)
-    if not 0 <= args.warmup < args.epochs:
-        sys.exit(f"error: --warmup must be in [0, --epochs), got {args.warmup}")
+        args.warmup = clamp_warmup(DEFAULTS["warmup"], args.epochs)
+    _require(0 <= args.warmup < args.epochs,
+             f"--warmup must be in [0, --epochs) = [0, {args.epochs}), got {args.warmup}")
     config = _model_config(args)
     device = _check_device(args.device)
-    out = Path(args.out)
-    model_path = _check_out(out, args.overwrite)
+    with _OutFolder(args.out, args.overwrite) as out:
+        try:
+            return _train(args, config, device, out)
+        except KeyboardInterrupt:   # outside the epochs: loading data, drawing the curves
+            print(f"\ninterrupted: {out.held()}", flush=True)
+            return 130
+
+
+def _train(args, config, device, out):
+    """``train`` after the checks: data, model, fit, test, curves. Every way it ends says
+    what --out holds, read from model.pt itself."""
+    from .recipes import build_run
     data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment, args.seed)
     test_size = len(data.test) if data.test is not None else 0
     print(f"data: {args.data}: {len(data.train)} training, {len(data.val)} validation and "
@@ -205,31 +337,46 @@ def cmd_train(args):
                   momentum=args.momentum, weight_decay=args.weight_decay, warmup=args.warmup,
                   schedule=None if args.schedule == "none" else args.schedule,
                   amp="bf16" if args.bf16 else True)
-    _, model, trainer = build_run(recipe, config, data, device=device, seed=args.seed,
-                                  checkpoint=model_path)
+    try:
+        _, model, trainer = build_run(recipe, config, data, device=device, seed=args.seed,
+                                      checkpoint=out.model)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    out.trainer, trainer.before_checkpoint_replace = trainer, out.forget_curves
     print(f"model: {args.model}, device: {trainer.device}"
           + (", bf16 autocast" if trainer.bf16 else "") + f", {args.epochs} epochs", flush=True)
-    from .training import BatchTooSmallError
+    title = f"{args.model} on {args.data}"
     try:
         trainer.fit(model, data)
-    except (FloatingPointError, BatchTooSmallError) as e:   # diverged; a batch of one
-        kept = (f"; {model_path} holds the {len(trainer.history)} finished epoch(s)"
-                if trainer.history else "")
-        sys.exit(f"error: {e}{kept}")
-    seconds = sum(h["seconds"] for h in trainer.history)
-    if data.test is not None and not trainer.interrupted:
-        print(f"test accuracy: {trainer.test(model, data)['test_acc']:.4f} ({test_size} images, "
-              f"read once) after {len(trainer.history)} epochs, {seconds:.0f}s of training")
-    if trainer.history:
-        ax = plot_history(trainer.history, title=f"{args.model} on {args.data}")
-        save_figure(ax[0].figure, out / "curves.png")
-        print(f"wrote {model_path} and {out / 'curves.png'}")
-    return 130 if trainer.interrupted else 0
+    except (FloatingPointError, ValueError, OSError) as e:  # diverged, classes, a failed write
+        ours, held = out.keep(title)
+        sys.exit(f"error: {e}; " + (f"kept {held}" if ours else held))
+    if trainer.interrupted:         # fit said where it stopped and what model.pt holds
+        ours, held = out.keep(title)
+        print(f"kept {held}" if ours else held, flush=True)
+        return 130
+    if data.test is not None:
+        seconds = sum(h["seconds"] for h in trainer.history)
+        try:
+            accuracy = trainer.test(model, data)["test_acc"]
+        except KeyboardInterrupt:
+            ours, held = out.keep(title)
+            print(f"\ninterrupted during the test pass: no test accuracy; "
+                  + (f"kept {held}; `python -m d2l_ext evaluate {out.model}` reads it"
+                     if ours else held), flush=True)
+            return 130
+        print(f"test accuracy: {accuracy:.4f} ({test_size} images, read once) after "
+              f"{len(trainer.history)} epochs, {seconds:.0f}s of training", flush=True)
+    ours, held = out.keep(title)
+    _require(ours, held)
+    print(f"wrote {held}", flush=True)
+    return 0
 
 
 def cmd_evaluate(args):
     from .evaluation import accuracy
     from .training import load_checkpoint, model_from_checkpoint
+    _check_numbers(args, {"batch_size": _POSITIVE, "resize": _SIZE})
     device = _check_device(args.device)
     try:
         ckpt = load_checkpoint(args.checkpoint)
@@ -251,16 +398,37 @@ def cmd_evaluate(args):
     split, loader = (("test", data.test_dataloader()) if data.test is not None
                      else ("validation", data.val_dataloader()))
     size = "x".join(map(str, data.train.images.shape[-2:]))
-    print(f"{split} accuracy: {accuracy(model, loader):.4f} "
-          f"({len(loader.dataset)} {split} images of {args.data}, {size})")
-    if args.tta:
-        print(f"with {args.tta} TTA:   {accuracy(model, loader, args.tta):.4f}")
+    try:
+        outputs = _outputs(model, loader, device)
+        _require(outputs == data.num_classes,
+                 f"{args.checkpoint} holds a model with {outputs} outputs (classes), --data "
+                 f"{args.data} has {data.num_classes} classes ({', '.join(data.classes)})")
+        print(f"{split} accuracy: {accuracy(model, loader):.4f} "
+              f"({len(loader.dataset)} {split} images of {args.data}, {size})")
+        if args.tta:
+            print(f"with {args.tta} TTA:   {accuracy(model, loader, args.tta):.4f}")
+    except ValueError as e:     # images the model was not built for (channels, say)
+        sys.exit(f"error: {args.checkpoint} on --data {args.data}: {e}")
     return 0
+
+
+def _outputs(model, loader, device):
+    """How many classes ``model`` tells apart: the width of its output on one image."""
+    import torch
+    X, _ = next(iter(loader))
+    with torch.no_grad():
+        return model(X[:1].to(device)).shape[-1]
 
 
 def cmd_ablate(args):
     from .experiments import estimate_experiment, run_experiment
+    # train's rules for the same numbers; the warm-up is clamped as train's (clamp_warmup)
+    _check_numbers(args, {"epochs": _POSITIVE, "seeds": _SEED})
+    _require(args.seeds is None or len(set(args.seeds)) == len(args.seeds),
+             f"--seeds has a seed twice: {' '.join(map(str, args.seeds or []))}")
     _check_device(args.device)
+    out = _OutFolder(args.out, overwrite=True)
+    out._make()     # a writable folder, or one line why; removed at the end if left empty
     try:
         for name in args.experiments:
             (estimate_experiment if args.estimate else run_experiment)(
@@ -268,16 +436,36 @@ def cmd_ablate(args):
                 epochs=args.epochs)
     except KeyboardInterrupt:
         print("\ninterrupted" + ("" if args.estimate else
-              ": finished runs are kept; the run in progress has its finished epochs in its "
-              "checkpoint; run the same command to go on after the last of them"))
+              ": finished runs are kept; the run in progress keeps what its checkpoint holds "
+              "(said above); run the same command to go on from there"), flush=True)
         return 130
+    except (FileNotFoundError, ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+    finally:
+        if out.created:     # this call made --out: what it left empty goes
+            for folder in sorted(out.path.glob("*/"), reverse=True):
+                with _quietly():
+                    folder.rmdir()
+            out._remove_created()
     return 0
+
+
+def _quietly():
+    import contextlib
+    return contextlib.suppress(OSError)
 
 
 def cmd_tables(args):
     from .results import render_all
+    _require(Path(args.out).is_dir(), f"--out {args.out} is not a folder of results: run "
+                                      f"`python -m d2l_ext ablate ...` first")
     docs = [page for page in (Path("docs") / "experiments.md",) if page.exists()]
-    render_all(args.out, docs=docs)
+    try:
+        written = render_all(args.out, docs=docs)
+    except (ValueError, OSError) as e:      # a broken result file, a full disk
+        sys.exit(f"error: {e}")
+    _require(written, f"no result files in {args.out}/<experiment>/*.json: nothing to "
+                      f"render; run `python -m d2l_ext ablate ...` first")
     return 0
 
 
@@ -287,15 +475,61 @@ def cmd_diagrams(args):
         paths = draw_all(args.out, langs=args.lang)
     except NoCJKFontError as e:       # no font with Chinese glyphs: say which package to install
         sys.exit(f"error: {e}")
+    except OSError as e:              # --out not writable, a full disk
+        sys.exit(f"error: cannot write the diagrams into --out {args.out}: {e}")
     for path in paths:
         print(f"wrote {path}")
     return 0
 
 
+def _catch_interrupts():
+    """The first Ctrl-C raises ``KeyboardInterrupt`` as usual; every later one is only
+    noted, so that the cleanup the first one started (a temporary file, the lock, saying
+    what --out holds) runs to its end instead of ending in a traceback. Returns a function
+    that puts the previous handler back if no Ctrl-C came; after one, later ones are
+    ignored until the process ends (Python's shutdown would otherwise die of them). It
+    does nothing outside the main thread, where no handler can be set."""
+    def again(signum, frame):
+        os.write(2, b"\n(stopping already: finishing the cleanup, a moment)\n")
+
+    def first(signum, frame):
+        signal.signal(signal.SIGINT, again)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, first)
+    except ValueError:
+        return lambda: None
+
+    def restore():
+        interrupted = signal.getsignal(signal.SIGINT) is not first
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else previous)
+    return restore
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return {"train": cmd_train, "evaluate": cmd_evaluate, "ablate": cmd_ablate,
-            "tables": cmd_tables, "diagrams": cmd_diagrams}[args.command](args)
+    """Run one command; its exit status. No traceback reaches the user: a mistake or a
+    failure is one ``error:`` line (exit 1), Ctrl-C says what was kept (exit 130), and
+    anything unforeseen is one line too (``D2L_EXT_TRACEBACK=1`` shows where it came
+    from)."""
+    restore_signals = _catch_interrupts()
+    try:
+        args = build_parser().parse_args(argv)
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "ablate": cmd_ablate,
+                "tables": cmd_tables, "diagrams": cmd_diagrams}[args.command](args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr, flush=True)
+        return 130
+    except BrokenPipeError:         # `... | head`: the reader is gone, nothing to say
+        sys.stdout = open(os.devnull, "w")
+        return 1
+    except Exception as e:
+        if os.environ.get("D2L_EXT_TRACEBACK"):
+            raise
+        sys.exit(f"error: {type(e).__name__}: {' '.join(str(e).split())[:300]} (unexpected; "
+                 f"D2L_EXT_TRACEBACK=1 shows where it happened)")
+    finally:
+        restore_signals()
 
 
 if __name__ == "__main__":

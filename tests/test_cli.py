@@ -118,5 +118,6 @@ def test_a_run_that_diverges_ends_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "fit_epoch", diverge)
     message = fails(["train", "--epochs", "2", "--resize", "16", "--root", "/nonexistent",
                      "--out", str(tmp_path / "run"), "--lr", "5"])
-    assert message == "error: training loss became nan in epoch 1 (lr 5)"
-    assert not (tmp_path / "run" / "model.pt").exists()
+    assert message == (f"error: training loss became nan in epoch 1 (lr 5); nothing was saved "
+                       f"({tmp_path / 'run' / 'model.pt'} was not written)")
+    assert not (tmp_path / "run").exists()      # made by the run, left empty: removed
