@@ -10,6 +10,8 @@ import hashlib
 import importlib.util
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -35,6 +37,27 @@ def read(path):
     return nbformat.read(path, as_version=4)
 
 
+def changed_in_git(paths):
+    """Those of these notebooks that differ from the last commit ([] without git)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:].strip() for line in out.splitlines() if line[:2].strip() in ("M", "MM", "AM", "D")]
+
+
+def how_to_fix(stem):
+    """What to do when the editions differ: a student who only ran a notebook restores it;
+    a maintainer who changed the English one on purpose runs the sync tool."""
+    paths = [f"notebooks/{stem}.ipynb", f"notebooks/zh/{stem}.ipynb"]
+    changed = changed_in_git(paths)
+    student = (f"If you only opened or ran {' or '.join(changed or paths)} in Jupyter (which saves "
+               f"its new outputs), restore it: git checkout -- {' '.join(changed or paths)}")
+    return (f"\n{student}\nIf you changed notebooks/{stem}.ipynb on purpose (maintainers, see "
+            f"CONTRIBUTING.md): {SYNC} {stem}, then translate what it lists.")
+
+
 def test_every_english_notebook_has_a_chinese_twin_and_no_more():
     assert len(STEMS) == 7
     assert sorted(p.stem for p in ZH.glob("*.ipynb")) == STEMS
@@ -42,13 +65,47 @@ def test_every_english_notebook_has_a_chinese_twin_and_no_more():
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_chinese_twin_is_the_english_code_with_the_english_outputs(stem):
+    """Same cells; code cells equal but for what Jupyter rewrites on every run (execution
+    counts and timestamps, kernel name and version: the sync tool's ``normalized``)."""
+    sync = load_sync_tool()
     en, zh = read(EN / f"{stem}.ipynb"), read(ZH / f"{stem}.ipynb")
     assert [(c.id, c.cell_type) for c in zh.cells] == [(c.id, c.cell_type) for c in en.cells], \
-        f"notebooks/zh/{stem}.ipynb has other cells than the English one: run {SYNC}"
+        f"notebooks/zh/{stem}.ipynb has other cells than the English one." + how_to_fix(stem)
     for mine, theirs in zip(zh.cells, en.cells):
         if theirs.cell_type == "code":
-            assert mine == theirs, f"{stem}, cell {theirs.id}: code or outputs differ: run {SYNC}"
-    assert zh.metadata == en.metadata
+            assert sync.same_code_cell(mine, theirs), \
+                f"{stem}, cell {theirs.id}: code or outputs differ between the editions." + how_to_fix(stem)
+    assert sync.normalized(zh).metadata == sync.normalized(en).metadata, how_to_fix(stem)
+
+
+def test_running_a_notebook_is_not_a_difference_but_new_outputs_are():
+    """What a Jupyter save changes without new results (counts, timestamps, kernel version)
+    leaves the editions in step; a changed output does not."""
+    sync = load_sync_tool()
+    en, zh = read(EN / "01_resnext_block.ipynb"), read(ZH / "01_resnext_block.ipynb")
+    code = [c for c in en.cells if c.cell_type == "code" and c.outputs]
+    for k, cell in enumerate(code):
+        cell.execution_count = 100 + k
+        cell.metadata["execution"] = {"iopub.execute_input": "2030-01-01T00:00:00Z"}
+    en.metadata["language_info"]["version"] = "3.99.0"
+    en.metadata["kernelspec"]["display_name"] = "my kernel"
+    new, _ = sync.synced(en, zh)
+    assert sync.in_step(new, zh)
+    assert all(sync.same_code_cell(a, b) for a, b in zip(new.cells, zh.cells) if a.cell_type == "code")
+    code[0].outputs[0]["text"] = "another run\n"
+    new, _ = sync.synced(en, zh)
+    assert not sync.in_step(new, zh)
+    assert not sync.same_code_cell(code[0], next(c for c in zh.cells if c.id == code[0].id))
+
+
+def test_the_failure_message_names_the_command_that_restores_a_run_notebook(monkeypatch):
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "changed_in_git", lambda paths: ["notebooks/04_training.ipynb"])
+    message = how_to_fix("04_training")
+    assert "git checkout -- notebooks/04_training.ipynb\n" in message
+    assert f"{SYNC} 04_training" in message
+    monkeypatch.setattr(module, "changed_in_git", lambda paths: [])
+    assert "git checkout -- notebooks/04_training.ipynb notebooks/zh/04_training.ipynb" in how_to_fix("04_training")
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -65,7 +122,10 @@ def test_every_chinese_markdown_cell_translates_the_current_english_text(stem):
 
 
 def test_sync_script_has_nothing_to_do(capsys):
-    assert load_sync_tool().main(["--check"]) == 0, capsys.readouterr().out
+    if load_sync_tool().main(["--check"]) != 0:
+        out = capsys.readouterr().out
+        stems = re.findall(r"notebooks/zh/(\w+)\.ipynb: differs", out)
+        pytest.fail(out + "".join(how_to_fix(stem) for stem in stems))
 
 
 def test_sync_brings_code_and_outputs_over_and_keeps_every_translation():

@@ -6,6 +6,11 @@ character for character. Run this after changing or re-executing an English note
 
     python tools/sync_zh_notebooks.py            # copy code cells and outputs, report what needs translating
     python tools/sync_zh_notebooks.py --check    # change nothing; exit 1 if the editions differ
+    python tools/sync_zh_notebooks.py 04_training   # only these notebooks
+
+What Jupyter rewrites without a change to the notebook (execution counts, each cell's
+execution timestamps, the kernel's name and version in the notebook's metadata) is not a
+difference: a Chinese notebook that differs from its English one only there is in step.
 
 A Markdown cell's translation records the SHA-1 of the English text it translates
 (metadata "en_source_sha1"). A new English Markdown cell comes over in English, marked
@@ -48,6 +53,37 @@ def write(path, nb):
     tmp = path.with_suffix(".ipynb.tmp0")
     tmp.write_text(text(nb))
     tmp.replace(path)
+
+
+NOISE_CELL_METADATA = ("execution", "scrolled")
+NOISE_METADATA = ("kernelspec", "language_info", "widgets")
+
+
+def normalized(nb):
+    """The notebook without what Jupyter rewrites when a notebook is only run or saved:
+    execution counts, execution timestamps, the kernel's name and version."""
+    nb = copy.deepcopy(nb)
+    for key in NOISE_METADATA:
+        nb.metadata.pop(key, None)
+    for cell in nb.cells:
+        for key in NOISE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            for out in cell.outputs:
+                if "execution_count" in out:
+                    out["execution_count"] = None
+    return nb
+
+
+def same_code_cell(a, b):
+    """True when two code cells have the same source, outputs and metadata, noise aside."""
+    wrap = lambda c: nbformat.v4.new_notebook(cells=[copy.deepcopy(c)])
+    return normalized(wrap(a)).cells[0] == normalized(wrap(b)).cells[0]
+
+
+def in_step(new, zh):
+    return zh is not None and normalized(new) == normalized(zh)
 
 
 def synced(en, zh):
@@ -106,6 +142,9 @@ def mark_translated(stem, ids):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help="only these English notebooks (04_training, notebooks/04_training.ipynb); "
+                             "default: all")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if out of step")
     parser.add_argument("--mark-translated", nargs="+", metavar=("NOTEBOOK", "CELL_ID"),
                         help="record that these Markdown cells (all with Chinese text, if no ids) "
@@ -117,11 +156,19 @@ def main(argv=None):
             sys.exit(f"no Chinese notebook notebooks/zh/{stem}.ipynb")
         mark_translated(stem, args.mark_translated[1:])
     out_of_step = []
+    stems = [Path(n).stem for n in args.notebooks]
+    if args.mark_translated and not stems:       # bring over only the notebook just marked
+        stems = [Path(args.mark_translated[0]).stem]
+    missing = [s for s in stems if not (EN / f"{s}.ipynb").exists()]
+    if missing:
+        sys.exit(f"no English notebook {', '.join(f'notebooks/{s}.ipynb' for s in missing)}")
     for en_path in sorted(EN.glob("*.ipynb")):
+        if stems and en_path.stem not in stems:
+            continue
         zh_path = ZH / en_path.name
         zh = read(zh_path) if zh_path.exists() else None
         new, notes = synced(read(en_path), zh)
-        changed = not zh_path.exists() or text(new) != zh_path.read_text()
+        changed = not in_step(new, zh)
         if changed:
             out_of_step.append(zh_path.name)
             if not args.check:
@@ -129,7 +176,7 @@ def main(argv=None):
                 write(zh_path, new)
         verb = ("differs from English" if args.check else "updated") if changed else "in step"
         print(f"notebooks/zh/{zh_path.name}: {verb}" + "".join(f"\n  {n}" for n in notes))
-    extra = sorted({p.name for p in ZH.glob("*.ipynb")} - {p.name for p in EN.glob("*.ipynb")})
+    extra = [] if stems else sorted({p.name for p in ZH.glob("*.ipynb")} - {p.name for p in EN.glob("*.ipynb")})
     for name in extra:
         print(f"notebooks/zh/{name}: has no English notebook of that name")
     return 1 if args.check and (out_of_step or extra) else 0
