@@ -58,6 +58,10 @@ elif pause == "test":                   # the test pass has begun
             time.sleep(120)
             yield from self.loader
     D.TensorDataModule.test_dataloader = lambda self: Slow(real(self))
+if os.environ.get("TINY_EXPERIMENT"):   # `ablate tiny`: one small CNN, 3 epochs at 16x16
+    from d2l_ext import experiments as E
+    E.RECIPES["tiny"] = dict(E.RECIPES["5class"], epochs=3, resize=16, batch_size=100, warmup=0)
+    E.EXPERIMENTS["tiny"] = ("tiny", [("cnn", dict(model="baseline"))])
 from d2l_ext.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -66,13 +70,13 @@ sys.exit(main(sys.argv[1:]))
 class Child:
     """A ``python`` process whose output lines are read as they come."""
 
-    def __init__(self, cmd, cwd, pause="", preexec_fn=None):
+    def __init__(self, cmd, cwd, pause="", preexec_fn=None, env=()):
         def start():
             signal.signal(signal.SIGINT, signal.SIG_DFL)   # even if the tests run with it ignored
             if preexec_fn:
                 preexec_fn()
         self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=dict(os.environ, PAUSE_AT=pause),
+                                     text=True, env=dict(os.environ, PAUSE_AT=pause, **dict(env)),
                                      preexec_fn=start)
         self.lines, self.out, self.err = queue.Queue(), [], []
         self.readers = [threading.Thread(target=self._read, args=(s, k), daemon=True)
@@ -219,6 +223,23 @@ def test_overwrite_keeps_model_and_curves_of_one_run_through_kill_and_ctrl_c(ima
             f"{out / 'model.pt'}` reads it") in stdout
     assert epochs_in(out / "model.pt") == 3 and (out / "curves.png").read_bytes() != old["curves.png"]
     assert sorted(p.name for p in out.iterdir()) == ["curves.png", "model.pt"]
+
+
+def test_ctrl_c_during_an_ablate_checkpoint_write_says_what_the_file_holds(tmp_path):
+    """Inside ``ablate``, the epoch-2 checkpoint write has begun: the run says its
+    checkpoint holds 1 epoch (it said 2 before), and leaves no temporary file or lock."""
+    run = Child([sys.executable, "-c", CHILD, "ablate", "tiny", "--seeds", "0", "--out",
+                 str(tmp_path), "--root", "/nonexistent"], cwd=tmp_path, pause="save:2",
+                env={"TINY_EXPERIMENT": "1"})
+    run.wait_for(lambda line: line.startswith("PAUSED"))
+    [checkpoint] = (tmp_path / "tiny").glob("cnn__seed0.*.pt")
+    run.signal(signal.SIGINT)
+    rc, stdout, stderr = run.finish()
+    assert rc == 130 and "Traceback" not in stderr, stderr
+    assert f"interrupted: stopped in epoch 2; {checkpoint} holds the 1 finished epoch(s)" in stdout
+    assert "finished runs are kept; the run in progress keeps what its checkpoint holds" in stdout
+    assert epochs_in(checkpoint) == 1
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == [checkpoint.name]
 
 
 def test_ctrl_c_while_torch_loads_is_one_line(tmp_path):
