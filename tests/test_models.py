@@ -236,6 +236,7 @@ def test_lazy_layers_are_materialized_in_one_place(monkeypatch):
     monkeypatch.setattr(M, "materialize", counting)
     trainer = Trainer(max_epochs=1, progress="none")
     trainer.train_dataloader = [(torch.randn(4, 1, 16, 16), torch.zeros(4, dtype=torch.long))]
+    trainer.data = _FakeData()               # prepare_model checks outputs against its classes
     fresh = BaselineCNN(num_classes=5)
     trainer.prepare_model(fresh)
     fresh(torch.randn(2, 1, 16, 16))
