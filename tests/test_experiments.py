@@ -200,6 +200,7 @@ def test_a_record_of_other_settings_is_archived_and_redone(tiny_experiment, tmp_
 def test_headline_rows_run_five_seeds_by_default():
     assert E.row_seeds("dropout-4stages", "(0, 0)") == (0, 1, 2, 3, 4)
     assert E.row_seeds("dropout-4stages", "(0.3, 0.5)") == (0, 1, 2)
+    assert E.row_seeds("lr-sweep", "baseline CNN, lr 0.01") == (0,)     # the sweep: seed 0
     for experiment, labels in E.HEADLINE_ROWS.items():
         assert labels <= {label for label, _ in E.EXPERIMENTS[experiment][1]}
 
