@@ -301,7 +301,7 @@ class Trainer(d2l.Trainer):
         # is chosen and the optimizer is made.
         X, y = self.prepare_batch(next(iter(self.train_dataloader)))
         models.materialize(model, X)
-        self._check_outputs(model, self.data, X, y)
+        self._check_outputs(model, getattr(self, "data", None), X, y)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
 
