@@ -82,6 +82,9 @@ def confusion_matrix(model, loader, num_classes=None):
     """``C[i, j]``: how many examples of true class i were predicted as class j."""
     _, y, pred, probs = predictions(model, loader)
     k = num_classes or probs.shape[1]
+    if k != probs.shape[1]:
+        raise ValueError(f"num_classes={k}, but the model has {probs.shape[1]} outputs "
+                         f"(classes): leave num_classes out")
     return torch.bincount(y * k + pred, minlength=k * k).view(k, k)
 
 

@@ -27,7 +27,7 @@ from d2l_ext import BaselineCNN, FashionMNIST5, ResNeXt18, Trainer, experiments 
 from d2l_ext import results as Rs
 from d2l_ext.__main__ import main
 from d2l_ext.data import TensorImages
-from d2l_ext.evaluation import predict, predictions
+from d2l_ext.evaluation import confusion_matrix, predict, predictions
 from d2l_ext.models import build_model
 from d2l_ext.training import (clamp_warmup, describe_saved, load_checkpoint, remove_litter,
                               saved_epochs, take_lock)
@@ -442,6 +442,8 @@ def test_predict_misuse_is_a_sentence(tiny):
             predict(model, **kwargs)
     with pytest.raises(ValueError, match="5 outputs .* a label 7"):
         predictions(model, [(X[:2], torch.tensor([0, 7]))])
+    with pytest.raises(ValueError, match="num_classes=3, but the model has 5 outputs"):
+        confusion_matrix(model, [(X[:2], torch.tensor([0, 1]))], num_classes=3)
 
 
 # --- 5. options before work, API misuse, litter -----------------------------------------
