@@ -249,9 +249,10 @@ class Trainer(d2l.Trainer):
     """
 
     #: A mean training loss above this ends the run as diverged. Cross-entropy starts near
-    #: ln(classes) (1.6 for 5, 2.3 for 10) and a first epoch that blows up and recovers
-    #: stays below 10; at 1000 the right class gets probability e^-1000 on average: the
-    #: weights have blown up (``--momentum 5`` reached 3.7e17 and then nan).
+    #: ln(classes) (1.6 for 5, 2.3 for 10); the deep nets' first epochs without warm-up
+    #: reached 6-7 and recovered (recipes.py); at 1000 the right class gets probability
+    #: e^-1000 on average: the weights have blown up (``--momentum 5`` reached 3.7e17,
+    #: then nan). An instance may set its own.
     max_train_loss = 1e3
 
     def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0, device="auto",
