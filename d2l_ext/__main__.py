@@ -459,7 +459,9 @@ def cmd_tables(args):
     from .results import render_all
     _require(Path(args.out).is_dir(), f"--out {args.out} is not a folder of results: run "
                                       f"`python -m d2l_ext ablate ...` first")
-    docs = [page for page in (Path("docs") / "experiments.md",) if page.exists()]
+    # docs/experiments.md shows the repository's own results/, not another folder's.
+    own = Path(args.out).resolve() == Path("results").resolve()
+    docs = [page for page in (Path("docs") / "experiments.md",) if own and page.exists()]
     try:
         written = render_all(args.out, docs=docs)
     except (ValueError, OSError) as e:      # a broken result file, a full disk
