@@ -148,21 +148,65 @@ class BatchLoader:
     """A DataLoader-like iterable over a TensorImages: seeded shuffling, whole-batch indexing.
 
     With ``shuffle`` (training), a last batch of one image is merged into the batch before
-    it (see ``batch_bounds``)."""
+    it (see ``batch_bounds``).
 
-    def __init__(self, dataset, batch_size, shuffle, seed=None):
+    ``shard=(rank, world_size)`` (data-parallel training, ``distributed.py``): with
+    ``shuffle``, every process draws the same permutation, cuts it into steps of the global
+    ``batch_size`` and yields its share of each step (``distributed.epoch_shares``), so all
+    processes take the same number of steps; ``step_images`` is the size of the whole step
+    just yielded. With augmentation, the whole step is cut and augmented and the share
+    kept: every process's generator then advances exactly as the single process's does, so
+    the N processes see the very images (crops and flips included) of a 1-process run.
+    Without ``shuffle`` (evaluation) each process reads a contiguous slice
+    (``distributed.eval_share``)."""
+
+    def __init__(self, dataset, batch_size, shuffle, seed=None, shard=None):
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.generator = torch.Generator()
         self.generator.manual_seed(0 if seed is None else seed)
+        self.shard = tuple(shard) if shard is not None and shard[1] > 1 else None
+        self.step_images = None
 
     def __len__(self):
+        if self.shard is not None:
+            return len(self._shard_bounds())
         return len(batch_bounds(len(self.dataset), self.batch_size, self.shuffle))
 
     def __iter__(self):
+        if self.shard is not None:
+            yield from self._iter_shard()
+            return
         n = len(self.dataset)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for start, end in batch_bounds(n, self.batch_size, self.shuffle):
             yield self.dataset.batch(order[start:end], self.generator)
+
+    def _shard_bounds(self):
+        from . import distributed
+        rank, world = self.shard
+        if self.shuffle:
+            return distributed.step_bounds(len(self.dataset), self.batch_size, world)
+        mine = len(distributed.eval_share(len(self.dataset), rank, world))
+        return batch_bounds(mine, self.batch_size // world or 1)
+
+    def _iter_shard(self):
+        from . import distributed
+        rank, world = self.shard
+        n = len(self.dataset)
+        if not self.shuffle:
+            mine = distributed.eval_share(n, rank, world)
+            for start, end in self._shard_bounds():
+                yield self.dataset.batch(mine[start:end])
+            return
+        order = torch.randperm(n, generator=self.generator)
+        augmented = bool(AUGMENTATIONS[self.dataset.augment])
+        for start, end in self._shard_bounds():
+            self.step_images = end - start
+            if augmented:       # the whole step, as one process would: same random draws
+                X, y = self.dataset.batch(order[start:end], self.generator)
+                yield distributed.share(X, rank, world), distributed.share(y, rank, world)
+            else:
+                yield self.dataset.batch(distributed.share(order[start:end], rank, world))
 
 
 class TensorDataModule(d2l.DataModule):
@@ -177,12 +221,13 @@ class TensorDataModule(d2l.DataModule):
 
     test = None
 
-    def get_dataloader(self, train, shuffle_seed=None):
+    def get_dataloader(self, train, shuffle_seed=None, shard=None):
+        """``shard``: ``(rank, world_size)`` of a data-parallel run (see ``BatchLoader``)."""
         data = self.train if train else self.val
-        return BatchLoader(data, self.batch_size, shuffle=train, seed=shuffle_seed)
+        return BatchLoader(data, self.batch_size, shuffle=train, seed=shuffle_seed, shard=shard)
 
-    def train_dataloader(self, shuffle_seed=None):
-        return self.get_dataloader(True, shuffle_seed)
+    def train_dataloader(self, shuffle_seed=None, shard=None):
+        return self.get_dataloader(True, shuffle_seed, shard)
 
     def fit_dataloader(self):
         """The training images in order, unaugmented: how well the model fits what it
@@ -191,11 +236,11 @@ class TensorDataModule(d2l.DataModule):
         plain.augment = False
         return BatchLoader(plain, self.batch_size, shuffle=False)
 
-    def test_dataloader(self):
+    def test_dataloader(self, shard=None):
         """The test split (None when the data has none), in order, unaugmented."""
         if self.test is None:
             return None
-        return BatchLoader(self.test, self.batch_size, shuffle=False)
+        return BatchLoader(self.test, self.batch_size, shuffle=False, shard=shard)
 
     def text_labels(self, indices):
         return [self.classes[int(i)] for i in indices]
