@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from d2l import torch as d2l
 
-from . import models
+from . import distributed, models
 from .data import TensorDataModule
 from .device_data import device_loader
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
@@ -232,7 +232,22 @@ class Trainer(d2l.Trainer):
     ``warmup`` (epochs of linear learning-rate warm-up before the schedule),
     ``recompute_bn`` (see ``recompute_bn_statistics``), ``progress`` ('auto', 'notebook',
     'terminal', 'none'), ``points_per_epoch`` (how often the train loss is read back and
-    drawn), ``checkpoint`` (a path written after every finished epoch).
+    drawn), ``checkpoint`` (a path written after every finished epoch), ``sync_bn``
+    (data-parallel runs only, below).
+
+    Data-parallel (started by ``torchrun``, whose ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` it
+    finds): ``fit`` sets up the process group (``distributed.init``; ``close`` or the
+    program's exit tears it down), materializes the lazy layers, then wraps the model in
+    ``DistributedDataParallel``. The data's ``batch_size`` is the *global* batch: each of the
+    N processes trains on its share of every step of the single-process epoch
+    (``distributed.epoch_shares``). Batch norm normalizes with each process's own share by
+    default, as torchvision's reference recipes do (``--sync-bn`` off): it costs no
+    communication per layer, and the shares of a step are the batch a 1-process run would
+    split anyway; ``sync_bn=True`` uses ``SyncBatchNorm`` (GPUs only in torch). The
+    statistics recomputed before evaluation are averaged over the processes, validation
+    and test sums are added over them, so every process holds the same model and numbers;
+    only rank 0 draws, prints and writes the checkpoint (the unwrapped model's weights, so
+    a checkpoint of N processes resumes with any number).
 
     As in d2l, each ``fit`` trains ``max_epochs`` epochs from a fresh optimizer and
     schedule; to go on from a checkpoint, call ``restore`` first (the next ``fit`` then
@@ -258,7 +273,7 @@ class Trainer(d2l.Trainer):
     def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0, device="auto",
                  channels_last=True, amp=True, seed=None, momentum=0.0, weight_decay=0.0,
                  schedule=None, warmup=0, recompute_bn=True, progress="auto",
-                 points_per_epoch=2, checkpoint=None):
+                 points_per_epoch=2, checkpoint=None, sync_bn=False):
         self.save_hyperparameters()
         if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
             raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
@@ -269,7 +284,10 @@ class Trainer(d2l.Trainer):
                              f"got {warmup!r}")
         if amp not in (True, False, "bf16"):
             raise ValueError(f"amp must be True, False or 'bf16', got {amp!r}")
-        self.device = resolve_device(device, num_gpus)
+        self.device = distributed.rank_device(resolve_device(device, num_gpus))
+        if sync_bn and distributed.world_size() > 1 and self.device.type != "cuda":
+            raise ValueError("sync_bn=True needs a GPU per process (torch's SyncBatchNorm runs "
+                             "on CUDA only): on the CPU batch norm stays per process")
         if amp == "bf16" and self.device.type == "cpu" and cpu_has_native_bf16() is False:
             warnings.warn("amp='bf16' on a CPU without native bf16 (AVX512-BF16 or AMX): "
                           "training will be slower than in fp32", stacklevel=2)
@@ -279,6 +297,7 @@ class Trainer(d2l.Trainer):
         self.train_batch_idx = self.val_batch_idx = 0
         self._pending_state = None
         self.before_checkpoint_replace = None
+        self.ddp, self._owns_group = None, False
 
     # -- setup -------------------------------------------------------------------------
     def prepare_batch(self, batch):
@@ -305,6 +324,21 @@ class Trainer(d2l.Trainer):
         self._check_outputs(model, getattr(self, "data", None), X, y)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        if distributed.world_size() > 1:
+            self._wrap(model)
+
+    def _wrap(self, model):
+        """``DistributedDataParallel`` around the materialized model (DDP refuses lazy
+        parameters; building it copies rank 0's weights to every process). Ranks other
+        than 0 then draw dropout from a stream of their own, so that two shares of a step
+        do not get the same masks."""
+        if self.sync_bn:
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # in place: a classifier's root is no BN
+        cuda = self.device.type == "cuda"
+        self.ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[self.device] if cuda else None)
+        if self.seed is not None and distributed.rank() > 0:
+            torch.manual_seed((self.seed * 1_000_003 + distributed.rank()) % 2 ** 63)
 
     @torch.no_grad()
     def _check_outputs(self, model, data, X, y):
@@ -369,7 +403,7 @@ class Trainer(d2l.Trainer):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _progress(self, model):
-        kind = self.progress
+        kind = self.progress if distributed.is_main() else "none"
         if kind == "auto":
             kind = "notebook" if in_notebook() else "terminal"
         if kind == "notebook":
@@ -383,6 +417,7 @@ class Trainer(d2l.Trainer):
         layers materialized), optimizer and schedule, a restored state. After it,
         ``train_step(batch)`` works on its own (``ablate --estimate`` times it so)."""
         self.data = data
+        self._owns_group = distributed.init(self.device) or self._owns_group
         self.prepare_data(data)
         self.prepare_model(model)
         self.optim = self.configure_optimizers(model)
@@ -396,7 +431,9 @@ class Trainer(d2l.Trainer):
 
     def prepare_data(self, data):
         """d2l's, but the loaders are asked for with this Trainer's shuffling seed."""
-        if not isinstance(data, TensorDataModule):      # a stock d2l data module
+        if distributed.world_size() > 1:
+            self._prepare_shards(data)
+        elif not isinstance(data, TensorDataModule):      # a stock d2l data module
             self.train_dataloader, self.val_dataloader = (data.train_dataloader(),
                                                           data.val_dataloader())
         elif self.device.type == "cuda":
@@ -410,6 +447,30 @@ class Trainer(d2l.Trainer):
             self.val_dataloader = data.val_dataloader()
         self.num_train_batches = len(self.train_dataloader)
         self.num_val_batches = len(self.val_dataloader) if self.val_dataloader is not None else 0
+
+    def _shard(self):
+        """``(rank, world_size)`` for the loaders of a data-parallel run, None otherwise."""
+        world = distributed.world_size()
+        return (distributed.rank(), world) if world > 1 else None
+
+    def _prepare_shards(self, data):
+        """Loaders yielding this process's share (``BatchLoader(shard=...)``); on a GPU too,
+        batches are cut on the CPU then (``device_data`` does not shard)."""
+        world = distributed.world_size()
+        if not isinstance(data, TensorDataModule):
+            raise ValueError(f"data-parallel training needs a d2l_ext data module (FashionMNIST, "
+                             f"FashionMNIST5, ImageFolderData), not {type(data).__name__}: "
+                             f"each process must read its own share")
+        distributed.check_batch(data.batch_size, world)
+        self.train_dataloader = data.train_dataloader(shuffle_seed=self.seed, shard=self._shard())
+        self.val_dataloader = data.get_dataloader(False, shard=self._shard())
+
+    def close(self):
+        """Tear down the process group this Trainer set up (a no-op otherwise); the
+        program's exit does it too."""
+        if self._owns_group:
+            distributed.teardown()
+            self._owns_group, self.ddp = False, None
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self, model, data):
@@ -429,11 +490,13 @@ class Trainer(d2l.Trainer):
                 row = self.fit_epoch()
                 self.history.append(row)   # weights and history agree from here on
                 self.board.epoch_done(row)
-                if self.checkpoint:
+                if self.checkpoint and distributed.is_main():
                     self.save_checkpoint(self.checkpoint)
         except KeyboardInterrupt:
             self.interrupted = True
-            if self.checkpoint:
+            if not distributed.is_main():
+                pass        # rank 0 says where the run stopped
+            elif self.checkpoint:
                 print(f"\ninterrupted: stopped in epoch {self.epoch + 1}; "
                       f"{describe_saved(self.checkpoint, self.history)}", flush=True)
             else:
@@ -461,16 +524,23 @@ class Trainer(d2l.Trainer):
             seen += size
             self.board.batch_done()
             if i in draw_at:        # the only host syncs of the training loop
-                total = loss_sum.item()
-                self._check_train_loss(total, (total - drawn_sum) / (seen - drawn_seen), lr)
+                total, seen_all = self._train_sums(loss_sum, seen)
+                self._check_train_loss(total, (total - drawn_sum) / (seen_all - drawn_seen), lr)
                 self.board.train_point(self.epoch + i / n_batches,
-                                       (total - drawn_sum) / (seen - drawn_seen))
-                drawn_sum, drawn_seen = total, seen
+                                       (total - drawn_sum) / (seen_all - drawn_seen))
+                drawn_sum, drawn_seen = total, seen_all
         if self.recompute_bn:
             recompute_bn_statistics(model, self.train_dataloader, self.prepare_batch,
                                     self._autocast)
+            if self.ddp is not None:    # each process computed them on its share: one set
+                distributed.average_(_bn_buffers(model))
         val_loss, val_acc = self.evaluate(model, self.val_dataloader)
-        row = {"epoch": self.epoch + 1, "train_loss": (loss_sum / seen).item(),
+        if self.ddp is None:
+            train_loss = (loss_sum / seen).item()
+        else:
+            total, seen_all = self._train_sums(loss_sum, seen)
+            train_loss = total / seen_all
+        row = {"epoch": self.epoch + 1, "train_loss": train_loss,
                "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
                "seconds": time.perf_counter() - start}
         self._check_train_loss(row["train_loss"], row["train_loss"], lr)
@@ -482,6 +552,14 @@ class Trainer(d2l.Trainer):
                         f"run diverged (the learning rate is probably too high); nothing of "
                         f"this epoch is kept")
         return row
+
+    def _train_sums(self, loss_sum, seen):
+        """(summed training loss, images) so far in this epoch, over every process: the
+        divergence check and the curve then agree on every rank."""
+        if self.ddp is None:
+            return loss_sum.item(), seen
+        sums = distributed.sum_all([loss_sum, seen], loss_sum.device)
+        return sums[0].item(), int(sums[1].item())
 
     def _check_train_loss(self, total, mean, lr):
         """A ``FloatingPointError`` when the training loss is not finite or above
@@ -506,7 +584,10 @@ class Trainer(d2l.Trainer):
         if model is None or data is None:
             raise RuntimeError("Trainer.test() has no model or data yet: call fit(model, data) "
                                "first, or pass them: test(model, data)")
-        loader = data.test_dataloader() if hasattr(data, "test_dataloader") else None
+        if self._shard() is not None and isinstance(data, TensorDataModule):
+            loader = data.test_dataloader(shard=self._shard())    # sums added in evaluate
+        else:
+            loader = data.test_dataloader() if hasattr(data, "test_dataloader") else None
         if loader is None:
             raise ValueError(f"{type(data).__name__} has no test split")
         first = next(iter(loader), None)
@@ -519,10 +600,11 @@ class Trainer(d2l.Trainer):
     def train_step(self, batch):
         """One SGD step on one batch: (the batch's mean loss, still on the device; its size)."""
         model = self.model
+        net = self.ddp if self.ddp is not None else model   # DDP adds the gradients up
         X, y = self.prepare_batch(batch)
         try:
             with self._autocast():
-                loss = model.loss(model(X), y)
+                loss = model.loss(net(X), y)
         except ValueError as e:
             if "Expected more than 1 value per channel" not in str(e):
                 raise
@@ -531,7 +613,13 @@ class Trainer(d2l.Trainer):
                 f"norm cannot train on one value per channel: use a batch size of 2 or more, "
                 f"or larger images (resize)") from None
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.ddp is not None and getattr(self.train_dataloader, "step_images", None):
+            # DDP averages the processes' gradients; an uneven last step weights each share
+            # by its size, so the gradient is the whole step's mean (distributed.share_weight)
+            (loss * distributed.share_weight(len(y), self.train_dataloader.step_images,
+                                             distributed.world_size())).backward()
+        else:
+            loss.backward()
         if self.gradient_clip_val > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.gradient_clip_val)
         self.optim.step()
@@ -557,6 +645,9 @@ class Trainer(d2l.Trainer):
             total += len(y)
             self.val_batch_idx += 1
         model.train(was_training)
+        if distributed.active():    # each process evaluated its share: add the sums up
+            sums = distributed.sum_all([loss_sum, correct, total], loss_sum.device)
+            loss_sum, correct, total = sums[0], sums[1], int(sums[2].item())
         if total == 0:      # not a nan accuracy: an empty split is a mistake to name
             raise ValueError("the loader to evaluate on yielded no images (an empty split)")
         return (loss_sum / total).item(), (correct.float() / total).item()
@@ -761,6 +852,12 @@ def remove_litter(folder, names):
                     entry.unlink()
                     removed.append(entry)
     return removed
+
+
+def _bn_buffers(model):
+    """The running means and variances of ``model``'s batch norm layers."""
+    return [buf for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            and m.track_running_stats for buf in (m.running_mean, m.running_var)]
 
 
 @torch.no_grad()

@@ -4,11 +4,17 @@ processes on loopback with gloo, and ``torchrun ... -m d2l_ext train`` end to en
 Timing note: the process tests run 2 processes; with ``taskset -c 1`` both sit on one core,
 which makes them slower, not different (each process runs one thread).
 """
+import os
+import socket
+
 import pytest
 import torch
+import torch.multiprocessing as mp
 
-from d2l_ext import distributed as D
-from d2l_ext.data import BatchLoader, TensorImages, batch_bounds
+from d2l_ext import Trainer, distributed as D
+from d2l_ext.data import BatchLoader, TensorDataModule, TensorImages, batch_bounds
+from d2l_ext.models import build_model
+from d2l_ext.training import load_checkpoint, state_digest
 
 
 # --- the shards (pure: no processes) ------------------------------------------------------
@@ -81,3 +87,110 @@ def test_sharded_loaders_yield_the_single_process_batches_split(augment):
             assert key(X, y) == key(torch.cat([s[0] for s in shares]),
                                     torch.cat([s[1] for s in shares])), f"epoch {epoch}"
         assert ranks[0].step_images == len(y)
+
+
+# --- two processes on loopback (gloo), forked from this one ------------------------------
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _module(n_train=22, batch_size=8, augment=False, seed=0):
+    """Five classes of 16x16 images told apart by their brightness: a data module small
+    enough that a whole run takes a second."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n, augment=False):
+        labels = torch.arange(n) % 5
+        images = (labels.view(n, 1, 1, 1) * 40 + torch.randint(0, 60, (n, 1, 16, 16),
+                                                               generator=g)).to(torch.uint8)
+        return TensorImages(images, labels, (0.4,), (0.25,), augment=augment)
+    data = TensorDataModule()
+    data.batch_size, data.classes = batch_size, ["a", "b", "c", "d", "e"]
+    data.train, data.val, data.test = split(n_train, augment), split(15), split(25)
+    return data
+
+
+def _run(data, model="baseline", epochs=1, checkpoint=None, resume=None, lr=0.03,
+         **trainer_args):
+    """One training run as the library's user writes it: what it ends with."""
+    torch.manual_seed(0)
+    net = build_model(model, num_classes=5, lr=lr)
+    trainer = Trainer(max_epochs=epochs, seed=0, progress="none", device="cpu",
+                      checkpoint=checkpoint, **trainer_args)
+    if resume is not None:
+        trainer.restore(resume, net)
+    trainer.fit(net, data)
+    result = {"state": {k: v.clone() for k, v in net.state_dict().items()},
+              "history": [{k: v for k, v in row.items() if k != "seconds"}
+                          for row in trainer.history], "test": trainer.test(net, data),
+              "digest": state_digest(net.state_dict()), "rank": D.rank()}
+    trainer.close()
+    return result
+
+
+def _worker(rank, world, port, out, data, kwargs):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), D2L_EXT_DDP_TIMEOUT="60")
+    torch.set_num_threads(1)
+    torch.save(_run(data, **kwargs), out / f"rank{rank}.pt")
+
+
+def run_ranks(tmp_path, data, world=2, **kwargs):
+    """What each of ``world`` forked processes ended with (fork: no second torch import,
+    so two processes start in a fraction of a second)."""
+    out = tmp_path / f"ranks{_free_port()}"
+    out.mkdir()
+    mp.start_processes(_worker, args=(world, _free_port(), out, data, kwargs), nprocs=world,
+                       start_method="fork")
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(world)]
+
+
+def test_one_step_of_two_half_batches_is_the_single_process_step(tmp_path):
+    """BaselineCNN has no batch norm and no dropout: a step on two shares of 8 images,
+    gradients averaged by DDP, is the step on the 16 images, up to float summation."""
+    data = _module(n_train=16, batch_size=16)
+    one = _run(data, momentum=0.9)
+    ranks = run_ranks(tmp_path, data, momentum=0.9)
+    assert ranks[0]["digest"] == ranks[1]["digest"]            # identical parameters
+    for key, value in one["state"].items():
+        torch.testing.assert_close(ranks[0]["state"][key], value, rtol=1e-5, atol=1e-6)
+    assert ranks[0]["test"] == ranks[1]["test"]
+    assert ranks[0]["test"]["test_acc"] == pytest.approx(one["test"]["test_acc"], abs=1e-6)
+
+
+def test_two_processes_train_the_single_process_run_and_agree(tmp_path):
+    """Three epochs of 21 images in steps of 8 (8, 8, 5: an uneven last step, 3 and 2;
+    with the momentum of the recipes): both ranks end identical, and with the 1-process
+    run's weights, losses and accuracies up to float summation."""
+    data = _module(n_train=21, batch_size=8)
+    one = _run(data, epochs=3, momentum=0.9, weight_decay=5e-4)
+    ranks = run_ranks(tmp_path, data, epochs=3, momentum=0.9, weight_decay=5e-4)
+    assert ranks[0]["digest"] == ranks[1]["digest"]
+    assert ranks[0]["history"] == ranks[1]["history"] and ranks[0]["test"] == ranks[1]["test"]
+    for key, value in one["state"].items():
+        torch.testing.assert_close(ranks[0]["state"][key], value, rtol=1e-4, atol=1e-5)
+    for mine, single in zip(ranks[0]["history"], one["history"]):
+        for key in ("train_loss", "val_loss", "val_acc"):
+            assert mine[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
+    losses = [row["train_loss"] for row in one["history"]]
+    assert len(losses) == 3 and losses[2] < losses[1] < losses[0]     # it did train
+
+
+def test_batch_norm_statistics_agree_across_ranks_and_a_checkpoint_resumes_with_one(tmp_path):
+    """ResNeXt18 (batch norm, dropout): per-process statistics, recomputed and averaged,
+    leave both ranks identical; rank 0 alone writes the checkpoint, which a single
+    process resumes."""
+    data = _module(n_train=20, batch_size=10)
+    ckpt = tmp_path / "model.pt"
+    ranks = run_ranks(tmp_path, data, model="resnext", epochs=1, checkpoint=ckpt)
+    assert ranks[0]["digest"] == ranks[1]["digest"]
+    assert ranks[0]["history"] == ranks[1]["history"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["model.pt"]
+    assert load_checkpoint(ckpt)["state_digest"] == ranks[0]["digest"]
+    resumed = _run(data, model="resnext", epochs=2, resume=ckpt)
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2]
+    assert resumed["history"][0] == ranks[0]["history"][0]
