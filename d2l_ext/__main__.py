@@ -306,7 +306,63 @@ def _model_config(args):
     return config
 
 
+#: torchrun's variables (``distributed.ENV_VARS``), read here without importing torch.
+_TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+def _launched():
+    return all(os.environ.get(name) for name in _TORCHRUN_VARS)
+
+
+def _env_rank():
+    """This process's rank under torchrun (0 outside it, or when RANK is not a number:
+    ``_check_launch`` then says why)."""
+    text = os.environ.get("RANK", "0") if _launched() else "0"
+    return int(text) if text.isdigit() else 0
+
+
 def cmd_train(args):
+    """``train``; under torchrun, ranks other than 0 run it silently (``_follow``)."""
+    rank = _env_rank()
+    return _follow(rank, args) if rank > 0 else _cmd_train(args)
+
+
+def _follow(rank, args):
+    """A rank other than 0: the same checks and training, printing nothing, writing
+    nothing, waiting for rank 0 at the barriers. Every error that rank 0 meets too (a bad
+    option, the data, divergence) is said once, by rank 0; what only this rank meets (its
+    peers gone: ``error: rank N: ...``, or the unforeseen) is said here."""
+    sys.stdout = open(os.devnull, "w")
+    try:
+        return _cmd_train(args)
+    except SystemExit as e:
+        if isinstance(e.code, str) and not e.code.startswith(f"error: rank {rank}: "):
+            raise SystemExit(1) from None
+        raise
+    except KeyboardInterrupt:       # Ctrl-C or torchrun's SIGTERM: rank 0 says where it stopped
+        return 130
+
+
+def _check_launch(args):
+    """Under torchrun: its variables and the process group's timeout readable, and
+    --batch-size (the global batch) a multiple of the number of processes; one line
+    naming both numbers otherwise, before any work."""
+    if not _launched():
+        return 1
+    from . import distributed
+    try:
+        _, world, _ = distributed.env_ranks()
+        distributed.timeout()
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    _require(args.batch_size % world == 0,
+             f"--batch-size {args.batch_size} does not divide among the {world} processes "
+             f"torchrun started (WORLD_SIZE={world}): --batch-size is the global batch, "
+             f"each process takes --batch-size / {world}; use a multiple of {world}")
+    return world
+
+
+def _cmd_train(args):
     from .training import clamp_warmup
     # Every check that needs no data comes first: a mistake costs a second, not a data load.
     _check_numbers(args, TRAIN_RULES)
@@ -316,6 +372,9 @@ def cmd_train(args):
              f"--warmup must be in [0, --epochs) = [0, {args.epochs}), got {args.warmup}")
     config = _model_config(args)
     device = _check_device(args.device)
+    _check_launch(args)
+    if _env_rank() > 0:         # rank 0 alone locks --out, prints and writes
+        return _train(args, config, device, None)
     with _OutFolder(args.out, args.overwrite) as out:
         try:
             return _train(args, config, device, out)
@@ -326,7 +385,22 @@ def cmd_train(args):
 
 def _train(args, config, device, out):
     """``train`` after the checks: data, model, fit, test, curves. Every way it ends says
-    what --out holds, read from model.pt itself."""
+    what --out holds, read from model.pt itself. ``out`` is None on the ranks other than 0
+    of a torchrun run: they train and test with rank 0, then wait for it at a barrier."""
+    try:
+        return _train_steps(args, config, device, out)
+    except RuntimeError as e:
+        from . import distributed
+        if not distributed.is_peer_failure(e):
+            raise
+        who = "" if out is not None else f"rank {_env_rank()}: "
+        reason = distributed.failure_reason(e)
+        sys.exit(f"error: {who}another process of this torchrun run failed or stopped "
+                 f"({reason})" + (f"; {out.held()}" if out is not None else ""))
+
+
+def _train_steps(args, config, device, out):
+    from . import distributed
     from .recipes import build_run
     data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment, args.seed)
     test_size = len(data.test) if data.test is not None else 0
@@ -339,12 +413,18 @@ def _train(args, config, device, out):
                   amp="bf16" if args.bf16 else True)
     try:
         _, model, trainer = build_run(recipe, config, data, device=device, seed=args.seed,
-                                      checkpoint=out.model)
+                                      checkpoint=out.model if out is not None else None)
     except ValueError as e:
         sys.exit(f"error: {e}")
+    if out is None:             # a rank other than 0: train and test with rank 0, silently
+        return _follow_run(trainer, model, data)
     out.trainer, trainer.before_checkpoint_replace = trainer, out.forget_curves
+    world = distributed.world_size()
     print(f"model: {args.model}, device: {trainer.device}"
-          + (", bf16 autocast" if trainer.bf16 else "") + f", {args.epochs} epochs", flush=True)
+          + (", bf16 autocast" if trainer.bf16 else "") + f", {args.epochs} epochs"
+          + (f", {world} processes ({distributed.backend_for(trainer.device)}), "
+             f"{args.batch_size // world} images each per step" if world > 1 else ""),
+          flush=True)
     title = f"{args.model} on {args.data}"
     try:
         trainer.fit(model, data)
@@ -370,6 +450,23 @@ def _train(args, config, device, out):
     ours, held = out.keep(title)
     _require(ours, held)
     print(f"wrote {held}", flush=True)
+    distributed.barrier()       # the other ranks wait here until model.pt and curves.png exist
+    return 0
+
+
+def _follow_run(trainer, model, data):
+    """Training and the test pass on a rank other than 0 (each is collective: every rank
+    takes part); then the barrier where rank 0 arrives once its files are written."""
+    from . import distributed
+    try:
+        trainer.fit(model, data)
+    except (FloatingPointError, ValueError):    # rank 0 meets it too, and says it
+        sys.exit(1)
+    if trainer.interrupted:
+        return 130
+    if data.test is not None:
+        trainer.test(model, data)
+    distributed.barrier()
     return 0
 
 
@@ -461,7 +558,8 @@ def cmd_tables(args):
                                       f"`python -m d2l_ext ablate ...` first")
     # docs/experiments.md shows the repository's own results/, not another folder's.
     own = Path(args.out).resolve() == Path("results").resolve()
-    docs = [page for page in (Path("docs") / "experiments.md",) if own and page.exists()]
+    pages = (Path("docs") / "experiments.md", Path("README.md"), Path("README.zh-CN.md"))
+    docs = [page for page in pages if own and page.exists()]
     try:
         written = render_all(args.out, docs=docs)
     except (ValueError, OSError) as e:      # a broken result file, a full disk
@@ -496,16 +594,23 @@ def _catch_interrupts():
 
     def first(signum, frame):
         signal.signal(signal.SIGINT, again)
+        if signum == signal.SIGTERM and _env_rank() == 0:
+            os.write(2, b"\nstopped by SIGTERM: torchrun ends every process of a run when one "
+                        b"of them fails or is interrupted (its report follows)\n")
         raise KeyboardInterrupt
 
     try:
         previous = signal.signal(signal.SIGINT, first)
     except ValueError:
         return lambda: None
+    # torchrun stops the other processes with SIGTERM: stop as on Ctrl-C (cleanup included)
+    previous_term = signal.signal(signal.SIGTERM, first) if _launched() else None
 
     def restore():
         interrupted = signal.getsignal(signal.SIGINT) is not first
         signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     return restore
 
 

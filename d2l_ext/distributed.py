@@ -17,6 +17,7 @@ are exactly the single-process epoch.
 import atexit
 import datetime
 import os
+import re
 import warnings
 
 import torch
@@ -25,7 +26,7 @@ import torch.distributed as dist
 __all__ = ["ENV_VARS", "DEFAULT_TIMEOUT_S", "launched", "env_ranks", "timeout", "rank",
            "world_size", "is_main", "active", "backend_for", "rank_device", "init",
            "teardown", "barrier", "sum_all", "average_", "check_batch", "step_bounds",
-           "share", "epoch_shares", "eval_share", "share_weight", "is_peer_failure"]
+           "share", "epoch_shares", "eval_share", "share_weight", "is_peer_failure", "failure_reason"]
 
 #: What torchrun puts in each process's environment (with MASTER_ADDR and MASTER_PORT).
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -180,6 +181,14 @@ def is_peer_failure(error):
     return isinstance(error, RuntimeError) and any(
         word in text for word in ("gloo", "nccl", "connection closed", "connection reset",
                                   "timed out", "broken pipe"))
+
+
+def failure_reason(error):
+    """``error``'s message in one short clause: gloo's ``[.../pair.cc:545] Read error
+    [127.0.0.1]:16278: Connection reset by peer. This is typically caused by ...`` becomes
+    ``Read error [127.0.0.1]:16278: Connection reset by peer``."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(error).split()))
+    return text.split(". This is typically")[0][:160] or type(error).__name__
 
 
 # -- the shard arithmetic (pure: no process group needed) -------------------------------

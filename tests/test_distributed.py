@@ -6,12 +6,18 @@ which makes them slower, not different (each process runs one thread).
 """
 import os
 import socket
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from PIL import Image
 
 from d2l_ext import Trainer, distributed as D
+from d2l_ext.__main__ import main
 from d2l_ext.data import BatchLoader, TensorDataModule, TensorImages, batch_bounds
 from d2l_ext.models import build_model
 from d2l_ext.training import load_checkpoint, state_digest
@@ -194,3 +200,92 @@ def test_batch_norm_statistics_agree_across_ranks_and_a_checkpoint_resumes_with_
     resumed = _run(data, model="resnext", epochs=2, resume=ckpt)
     assert [row["epoch"] for row in resumed["history"]] == [1, 2]
     assert resumed["history"][0] == ranks[0]["history"][0]
+
+
+def _failing_worker(rank, world, port, out, data):
+    """Rank 1 fails at the start of epoch 2 and its process ends; rank 0 records how."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      D2L_EXT_DDP_TIMEOUT="60")
+    torch.set_num_threads(1)
+    if rank == 1:
+        real = Trainer.fit_epoch
+
+        def fit_epoch(self):
+            if self.epoch == 1:
+                os._exit(3)         # as a crash or SIGKILL: no cleanup, sockets just close
+            return real(self)
+        Trainer.fit_epoch = fit_epoch
+    start = time.monotonic()
+    try:
+        _run(data, epochs=3)
+        outcome = "finished"
+    except Exception as e:
+        outcome = f"peer={D.is_peer_failure(e)} {type(e).__name__}: {e}"
+    (out / f"rank{rank}.txt").write_text(f"{time.monotonic() - start:.1f} {outcome}")
+
+
+def test_a_process_that_dies_ends_the_others_at_once_not_at_the_timeout(tmp_path):
+    """Without torchrun to stop them, the survivors' next collective fails as soon as the
+    dead process's sockets close: well under the 60 s timeout set here."""
+    ctx = mp.get_context("fork")
+    port, data = _free_port(), _module(n_train=16, batch_size=8)
+    procs = [ctx.Process(target=_failing_worker, args=(r, 2, port, tmp_path, data))
+             for r in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(90)
+    assert [proc.exitcode for proc in procs] == [0, 3]
+    seconds, outcome = (tmp_path / "rank0.txt").read_text().split(" ", 1)
+    assert outcome.startswith("peer=True") and float(seconds) < 30, (seconds, outcome)
+
+
+# --- the command line under torchrun ----------------------------------------------------
+
+def test_torchrun_trains_one_model_that_evaluate_reads(tmp_path):
+    """``torchrun --standalone --nproc-per-node 2 -m d2l_ext train``: one model.pt, written
+    by rank 0 (lock released, no temporary files), the test accuracy printed once; then
+    ``evaluate`` reads the file and gives the same accuracy."""
+    images = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 11), ("val", 4), ("test", 5)):
+        for c, name in enumerate(("a", "b")):
+            (images / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 100, (16, 16)) + 120 * c
+                Image.fromarray(pixels.astype(np.uint8), "L").save(images / split / name / f"{i}.png")
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", D2L_EXT_DDP_TIMEOUT="60")
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "d2l_ext", "train", "--data", str(images), "--model", "baseline", "--resize", "16",
+         "--batch-size", "8", "--lr", "0.05", "--epochs", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "2 processes (gloo), 4 images each per step" in run.stdout
+    lines = [l for l in run.stdout.splitlines() if l.startswith("test accuracy:")]
+    assert len(lines) == 1 and "(10 images, read once) after 2 epochs" in lines[0], run.stdout
+    assert run.stdout.count("wrote ") == 1 and run.stdout.count("data: ") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "model.pt"]
+    assert len(load_checkpoint(out / "model.pt")["history"]) == 2
+    evaluate = subprocess.run([sys.executable, "-m", "d2l_ext", "evaluate", str(out / "model.pt"),
+                               "--data", str(images)], capture_output=True, text=True,
+                              timeout=120, env=env, cwd=tmp_path)
+    assert evaluate.returncode == 0, evaluate.stderr
+    accuracy = lines[0].split()[2]
+    assert evaluate.stdout.startswith(f"test accuracy: {accuracy} (10 test images of "), \
+        evaluate.stdout
+
+
+def test_a_batch_that_does_not_divide_is_one_line_before_any_work(tmp_path, monkeypatch):
+    for name, value in dict(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0").items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--batch-size", "33", "--out", str(tmp_path / "run"),
+              "--root", "/nonexistent", "--data", str(tmp_path / "no_such_data")])
+    assert str(exit_.value.code) == (
+        "error: --batch-size 33 does not divide among the 2 processes torchrun started "
+        "(WORLD_SIZE=2): --batch-size is the global batch, each process takes --batch-size / "
+        "2; use a multiple of 2")
+    assert not (tmp_path / "run").exists()
