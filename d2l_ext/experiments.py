@@ -99,6 +99,7 @@ def row_seeds(experiment, label):
 REPORT = {
     "baselines": {"baseline CNN": 0.498, "ResNeXt18 (3 stages, dropout 0.2/0.4)": 0.744},
     "dropout-4stages": {"(0, 0)": 0.628, "(0.2, 0.4)": 0.650, "(0.3, 0.5)": 0.646},
+    "dropout-4stages-stock-d2l": {"(0, 0)": 0.628, "(0.2, 0.4)": 0.650},
     "stages": {"3 stages": 0.678, "4 stages": 0.650, "5 stages": 0.578},
 }
 

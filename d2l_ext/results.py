@@ -17,7 +17,8 @@ from .experiments import load_results as _read_records
 from .recipes import LR_EXTENDED, RECIPES
 
 __all__ = ["summarize", "compare_rows", "markdown_table", "differences_table",
-           "lr_sweep_table", "plot_experiment", "render_table", "render_docs", "render_all",
+           "lr_sweep_table", "findings_table", "plot_experiment", "render_table", "render_docs",
+           "render_all",
            "CONVENTION"]
 
 #: Said once, under every table of differences.
@@ -246,7 +247,83 @@ def render_table(name, out="results"):
     with its differences."""
     if name == "lr-sweep":
         return lr_sweep_table(out)
+    if name.startswith("findings"):
+        return findings_table(out, lang=name.split("-", 1)[1] if "-" in name else "en")
     return markdown_table(name, out) + "\n\n" + differences_table(name, out)
+
+
+#: README's three verdicts: (claim, [(experiment, row a, row b), ...]); the first comparison of
+#: each decides the verdict, the others are shown beside it.
+FINDINGS = [
+    ("dropout", [("dropout-4stages", "(0.2, 0.4)", "(0, 0)"),
+                 ("dropout-4stages-stock-d2l", "(0.2, 0.4)", "(0, 0)"),
+                 ("dropout-3stages", "(0.2, 0.4)", "(0, 0)")]),
+    ("stages", [("stages", "3 stages", "4 stages"), ("stages", "4 stages", "5 stages"),
+                ("stages-no-dropout", "3 stages", "4 stages"),
+                ("stages-no-dropout", "3 stages", "5 stages")]),
+    ("baseline", [("baselines", "ResNeXt18 (3 stages, dropout 0.2/0.4)", "baseline CNN")]),
+]
+
+WORDS = {
+    "en": dict(
+        head="| the report found | here: difference in test accuracy, 95% interval (seeds) | verdict |",
+        dropout="dropout (0.2, 0.4) best, on its 4-stage net (65.0% vs 62.8% without)",
+        stages="3 stages > 4 > 5, because deeper nets overfit",
+        baseline="ResNeXt18 74.4% against a 49.8% course baseline",
+        holds="holds", opposite="does not hold: the opposite is clear of zero",
+        unseen="not detected: at most {x:.1f} points either way",
+        ranking="ranking: {verdict}", sep="; ", colon=": ",
+        fit="training accuracy (3 / 4 / 5 stages) with dropout {a}, without {b}",
+        names={"dropout-4stages": "4 stages", "dropout-4stages-stock-d2l": "4 stages, stock d2l",
+               "dropout-3stages": "3 stages", "stages": "with dropout",
+               "stages-no-dropout": "no dropout", "baselines": ""},
+        short={"ResNeXt18 (3 stages, dropout 0.2/0.4)": "ResNeXt18", "baseline CNN": "CNN"}),
+    "zh": dict(
+        head="| 报告的结论 | 这里：测试精度之差，95% 置信区间（种子数） | 判断 |",
+        dropout="暂退概率 (0.2, 0.4) 最好，在它的 4 阶段网络上（65.0%，不用暂退法 62.8%）",
+        stages="3 个阶段 > 4 > 5，因为更深的网络过拟合",
+        baseline="ResNeXt18 74.4%，课程基线 49.8%",
+        holds="成立", opposite="不成立：相反方向的差异，区间不含零",
+        unseen="未检测到差异：任一方向至多 {x:.1f} 个百分点",
+        ranking="排名：{verdict}", sep="；", colon="：",
+        fit="训练精度（3 / 4 / 5 个阶段）带暂退法 {a}，不带 {b}",
+        names={"dropout-4stages": "4 个阶段", "dropout-4stages-stock-d2l": "4 个阶段，原版 d2l 训练",
+               "dropout-3stages": "3 个阶段", "stages": "带暂退法",
+               "stages-no-dropout": "不带暂退法", "baselines": ""},
+        short={"ResNeXt18 (3 stages, dropout 0.2/0.4)": "ResNeXt18", "baseline CNN": "CNN",
+               "3 stages": "3 阶段", "4 stages": "4 阶段", "5 stages": "5 阶段"}),
+}
+
+
+def _finding_cell(experiment, a, b, out, words):
+    c = compare_rows(experiment, a, b, out)
+    name = lambda label: words["short"].get(label, label)  # noqa: E731
+    where = words["names"][experiment]
+    return (f"{where + words['colon'] if where else ''}{name(a)} − {name(b)} {100 * c.diff:+.1f} "
+            f"[{100 * c.low:+.1f}, {100 * c.high:+.1f}] ({c.n})"), c
+
+
+def _verdict(c, words):
+    if c.clear_of_zero:
+        return words["holds"] if c.low > 0 else words["opposite"]
+    return words["unseen"].format(x=100 * c.at_most)
+
+
+def findings_table(out="results", lang="en"):
+    """README's table of the report's three findings, paired by seed, from the result files:
+    every number and each verdict (by the first comparison of its row) rendered, none typed."""
+    words = WORDS[lang]
+    lines = [words["head"], "|---|---|---|"]
+    for claim, comparisons in FINDINGS:
+        cells = [_finding_cell(e, a, b, out, words) for e, a, b in comparisons]
+        verdict = _verdict(cells[0][1], words)
+        if claim == "stages":
+            fits = [" / ".join(f"{100 * r['train_acc']:.0f}%" for r in summarize(e, out))
+                    for e in ("stages", "stages-no-dropout")]
+            verdict = (words["ranking"].format(verdict=verdict) + words["sep"]
+                       + words["fit"].format(a=fits[0], b=fits[1]))
+        lines.append(f"| {words[claim]} | {words['sep'].join(t for t, _ in cells)} | {verdict} |")
+    return "\n".join(lines)
 
 
 #: A block of a Markdown page that ``render_docs`` fills with ``results/<name>.md``:

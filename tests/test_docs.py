@@ -16,12 +16,49 @@ def test_ci_runs_readme_setup_and_test_commands():
 
 
 def test_experiment_tables_are_the_rendered_result_files():
-    tables = sorted((ROOT / "results").glob("*.md"))
-    assert tables, "run python -m d2l_ext tables"
+    """results/<name>.md is what the JSON files render to today, and docs/experiments.md's
+    rendered blocks are those files (``python -m d2l_ext tables`` refreshes both)."""
+    from d2l_ext import results as R
+    out = ROOT / "results"
+    blocks = {m.group("name"): m.group(0) for m in R.RENDERED.finditer(EXPERIMENTS_MD)}
+    tables = sorted(out.glob("*.md"))
+    assert tables and blocks, "run python -m d2l_ext tables"
     for table in tables:
-        rows = [l for l in table.read_text().splitlines() if l.startswith("|")]
-        assert rows and all(row in EXPERIMENTS_MD for row in rows), \
-            f"docs/experiments.md differs from {table}"
+        text = R.render_table(table.stem, out)
+        assert table.read_text() == f"## {table.stem}\n\n{text}\n", \
+            f"{table} is stale: run python -m d2l_ext tables"
+        assert table.stem in blocks, f"docs/experiments.md does not show {table}"
+        assert text in blocks[table.stem], f"docs/experiments.md differs from {table}"
+
+
+def test_readme_findings_are_rendered_from_the_result_files():
+    """README's and README.zh-CN's verdict tables are what the result files render to."""
+    from d2l_ext import results as R
+    for page, name in (("README.md", "findings"), ("README.zh-CN.md", "findings-zh")):
+        blocks = {m.group("name"): m.group(0) for m in R.RENDERED.finditer((ROOT / page).read_text())}
+        assert name in blocks, f"{page} has no rendered {name} block"
+        assert R.render_table(name, ROOT / "results") in blocks[name], \
+            f"{page}'s findings are stale: run python -m d2l_ext tables"
+
+
+def _decimals(text):
+    """The decimal numbers of a text (12.3, 0.84, −4.0): the ones that come from runs; not
+    section numbers (§5.4, a heading's 5.4, notebook 5's sections 5.1-5.11)."""
+    text = re.sub(r"(?m)^#+ .*$", "", text.replace("−", "-"))
+    text = re.sub(r"§\s?\d+\.\d+(?:[–-]\d+\.\d+)?", "", text)
+    return set(re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", text))
+
+
+def test_every_decimal_in_the_experiments_prose_is_in_a_rendered_table():
+    """What the prose of docs/experiments.md quotes, a table of results/ or a notebook's
+    stored output holds."""
+    from d2l_ext import results as R
+    prose = R.RENDERED.sub("", EXPERIMENTS_MD)
+    prose = re.sub(r"```.*?```", "", prose, flags=re.S)
+    sources = "".join(p.read_text() for p in (ROOT / "results").glob("*.md"))
+    sources += "".join(_notebook_outputs(p) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    missing = sorted(_decimals(prose) - _decimals(sources))
+    assert not missing, f"docs/experiments.md quotes numbers no table or output holds: {missing}"
 
 
 def test_nothing_points_outside_the_repository():
@@ -133,37 +170,33 @@ def main_command_numbers():
     return dict(acc=100 * float(acc), secs=secs, minutes=int(wall[0]), seconds=int(wall[1]))
 
 
-def summary_numbers():
-    """The numbers of README's summary table, in percentage points, from the result files.
-
-    README.md and README.zh-CN.md (tests/test_zh_edition.py) both state them."""
-    from d2l_ext import results as R
-    out = ROOT / "results"
-
-    def diff(experiment, a, b):
-        rows = {r["label"]: r for r in R.summarize(experiment, out)}
-        d, (lo, hi) = R.difference(rows[a]["test_accs"], rows[b]["test_accs"])
-        return 100 * d, 100 * lo, 100 * hi
-
-    fit = {r["label"]: 100 * r["train_acc"] for r in R.summarize("stages", out)}
-    return dict(dropout=diff("dropout-4stages", "(0.2, 0.4)", "(0, 0)"),
-                three_four=diff("stages", "3 stages", "4 stages"),
-                four_five=diff("stages", "4 stages", "5 stages"),
-                fit=(fit["4 stages"], fit["5 stages"]),
-                baselines=[100 * r["test_acc"] for r in R.summarize("baselines", out)])
-
-
 def test_readme_main_command_numbers_come_from_its_log():
     n = main_command_numbers()
     assert f"**{n['acc']:.2f}% test accuracy**" in README and f"{n['secs']} s of training" in README
     assert f"{n['minutes']} min {n['seconds']} s in all" in README
 
 
-def test_readme_summary_numbers_come_from_the_result_files():
-    n = summary_numbers()
-    d, lo, hi = n["dropout"]
-    assert f"(0.2, 0.4) −{-d:.1f} points, interval [−{-lo:.1f}, −{-hi:.1f}]" in README
-    assert "3 > 4 by {:.1f} points [{:.1f}, {:.1f}]".format(*n["three_four"]) in README
-    assert "4 > 5 by {:.1f} [{:.1f}, {:.1f}]".format(*n["four_five"]) in README
-    assert "({:.0f}% and {:.0f}% of their own".format(*n["fit"]) in README
-    assert "CNN {:.1f}%, ResNet-18 {:.1f}%, ResNeXt18 {:.1f}%".format(*n["baselines"]) in README
+def _notebook_outputs(path):
+    import json
+    text = []
+    for cell in json.loads(path.read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            text.append("".join(out.get("text", "")))
+            for kind in ("text/plain", "text/markdown"):
+                text.append("".join(out.get("data", {}).get(kind, "")))
+    return "\n".join(text)
+
+
+def test_every_decimal_in_notebook_5s_prose_is_in_an_output_or_a_table():
+    """Notebook 5 (both editions) quotes only numbers its outputs or results/*.md show."""
+    import json
+    sources = "".join(p.read_text() for p in (ROOT / "results").glob("*.md"))
+    sources += "".join(_notebook_outputs(p) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    have = _decimals(sources)
+    for nb in (ROOT / "notebooks" / "05_experiments.ipynb",
+               ROOT / "notebooks" / "zh" / "05_experiments.ipynb"):
+        prose = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                           if c["cell_type"] == "markdown")
+        prose = re.sub(r"`[^`]*`", "", prose)           # code (recipe names, calls)
+        missing = sorted(_decimals(prose) - have)
+        assert not missing, f"{nb.relative_to(ROOT)} quotes numbers no output or table holds: {missing}"
