@@ -211,3 +211,12 @@ def test_every_decimal_where_report_md_checks_a_claim_is_in_an_output_or_a_table
     sources += "".join(_notebook_outputs(p) for p in (ROOT / "notebooks").glob("*.ipynb"))
     missing = sorted(_decimals(checked) - _decimals(sources) - {"0.1", "24.6"})  # the report's own
     assert not missing, f"docs/report.md's checks quote numbers no table or output holds: {missing}"
+
+
+def test_ddp_scaling_in_package_md_comes_from_its_benchmark_file():
+    import json
+    runs = json.loads((ROOT / "results" / "ddp.json").read_text())["runs"]
+    text = (ROOT / "docs" / "package.md").read_text()
+    one, two = runs["1"], runs["2"]
+    assert (f"{one['images_per_s']:.0f} images/s with 1 process, {two['images_per_s']:.0f} with 2 "
+            f"(gloo), a scaling efficiency of {two['scaling_efficiency']:.2f}") in text
