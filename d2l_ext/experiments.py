@@ -226,10 +226,13 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
         try:
             trainer.restore(checkpoint, model)
             resumed_from = len(trainer.history)
-        except Exception as e:      # a truncated or foreign file: start afresh, say so
-            print(f"warning: cannot resume from {checkpoint} ({type(e).__name__}: {e}); "
+        except ValueError as e:     # what restore says of a truncated or foreign file
+            # Kept aside, not deleted: anything else (out of memory, a bug) propagates and
+            # leaves the checkpoint, with its hours of training, where it is.
+            bad = checkpoint.with_name(checkpoint.name + ".bad")
+            checkpoint.replace(bad)
+            print(f"warning: cannot resume from {checkpoint} ({e}); moved it to {bad} and "
                   f"training this run from the start", flush=True)
-            checkpoint.unlink(missing_ok=True)
     try:
         trainer.fit(model, data)
         diverged = None

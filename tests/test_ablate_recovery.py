@@ -4,6 +4,7 @@ import json
 import pytest
 
 from d2l_ext import experiments as E
+from d2l_ext.training import Trainer
 
 
 @pytest.fixture
@@ -29,3 +30,33 @@ def test_an_empty_or_cut_short_result_file_is_named_and_the_run_redone(tiny, tmp
     assert record["config"] == {"model": "baseline"} and 0 < record["test_acc"] < 1
     assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, log=log.append) == []
     assert "done already" in log[-1]
+
+
+def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_redone(tiny, tmp_path, capsys):
+    path = tmp_path / "tiny" / "cnn__seed0.json"
+    recipe, _ = E._run_recipe("tiny")
+    checkpoint = E.checkpoint_path(path, {"model": "baseline"}, recipe)
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"not a checkpoint")
+    assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                            progress="none", log=lambda _: None) == [path]
+    bad = checkpoint.with_name(checkpoint.name + ".bad")
+    assert bad.read_bytes() == b"not a checkpoint" and not checkpoint.exists()
+    assert f"moved it to {bad}" in capsys.readouterr().out
+
+
+def test_an_error_that_is_not_the_files_leaves_the_checkpoint_alone(tiny, tmp_path,
+                                                                    monkeypatch):
+    path = tmp_path / "tiny" / "cnn__seed0.json"
+    recipe, _ = E._run_recipe("tiny")
+    checkpoint = E.checkpoint_path(path, {"model": "baseline"}, recipe)
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"hours of training")
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("out of memory while loading")
+    monkeypatch.setattr(Trainer, "restore", out_of_memory)
+    with pytest.raises(MemoryError):
+        E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                         progress="none", log=lambda _: None)
+    assert checkpoint.read_bytes() == b"hours of training"
