@@ -27,7 +27,7 @@ import torch
 from .data import AUGMENTATIONS
 from .evaluation import accuracy
 from .recipes import LR_EXTENDED, LR_GRID, RECIPES, build_data, build_run
-from .training import clamp_warmup, remove_litter, take_lock
+from .training import clamp_warmup, release_lock, remove_litter, take_lock
 
 __all__ = ["EXPERIMENTS", "NETWORKS", "REPORT", "run_experiment", "estimate_experiment",
            "seconds_per_batch", "load_results", "selected_lr", "network_of", "row_seeds",
@@ -378,7 +378,7 @@ def _run_or_copy(experiment, label, config, seed, path, recipe, out, device, roo
         record = run_one(experiment, label, config, seed, path, recipe,
                          device, root, progress, epochs)
     finally:
-        lock.unlink(missing_ok=True)
+        release_lock(lock)
     if record.get("diverged"):
         log(f"[{experiment}] {label} seed {seed}: diverged: {record['diverged']} -> {path}")
     else:

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -769,12 +770,40 @@ def _host():
     return socket.gethostname()
 
 
+#: A lock of another host (a shared filesystem) cannot be checked by its PID; it counts as
+#: held while its holder keeps touching it (every ``LOCK_STALE_S / 4`` seconds, at most 60),
+#: and as stale, to be taken over, once it is older than this: a worker killed by SIGKILL
+#: on another machine holds its run for at most this long. ``D2L_EXT_LOCK_STALE_S`` sets it.
+LOCK_STALE_S = float(os.environ.get("D2L_EXT_LOCK_STALE_S", 600))
+_held_locks = set()
+_heartbeat = None
+
+
+def _beat():
+    while True:
+        time.sleep(min(60.0, LOCK_STALE_S / 4))
+        for path in list(_held_locks):
+            with contextlib.suppress(OSError):
+                os.utime(path)
+
+
+def _hold(path):
+    """Keep the lock ``path`` fresh from a daemon thread until ``release_lock``."""
+    global _heartbeat
+    _held_locks.add(Path(path))
+    if _heartbeat is None:
+        _heartbeat = threading.Thread(target=_beat, name="d2l_ext lock heartbeat", daemon=True)
+        _heartbeat.start()
+
+
 def lock_holder(path):
     """``(pid, host)`` of the live process that holds the lock file ``path``, or None.
 
     None when there is no file, or it is stale: its PID is not running on this host (a run
-    killed by SIGKILL or a power cut never removes its lock). A lock of another host cannot be checked and counts as held. A file without a PID counts
-    as held for 10 s (its writer is between creating and filling it), stale after.
+    killed by SIGKILL or a power cut never removes its lock), or, for a lock of another host,
+    whose PID cannot be checked, it has not been touched for ``LOCK_STALE_S`` seconds (its
+    holder touches it while it runs). A file without a PID counts as held for 10 s (its
+    writer is between creating and filling it), stale after.
     """
     path = Path(path)
     try:
@@ -788,7 +817,7 @@ def lock_holder(path):
         return None if age > 10 else ("?", "?")
     pid, host = int(parts[0]), (parts[1] if len(parts) > 1 else _host())
     if host != _host():
-        return pid, host
+        return (pid, host) if age <= LOCK_STALE_S else None
     return (pid, host) if _alive(pid) else None
 
 
@@ -826,6 +855,7 @@ def take_lock(path):
             continue
         with os.fdopen(fd, "w") as f:
             f.write(f"{os.getpid()} {_host()}\n")
+        _hold(path)
         return None
     return lock_holder(path) or ("?", "?")
 
@@ -833,6 +863,7 @@ def take_lock(path):
 def release_lock(path):
     """Remove the lock file ``path`` if this process holds it."""
     path = Path(path)
+    _held_locks.discard(path)
     with contextlib.suppress(OSError, UnicodeDecodeError):
         parts = path.read_text().split()
         if parts and parts[0] == str(os.getpid()) and parts[1:2] in ([], [_host()]):

@@ -1,5 +1,7 @@
 """``ablate`` is never stuck on a broken result file: it says so and redoes the run (issue 13)."""
 import json
+import os
+import time
 
 import pytest
 
@@ -60,3 +62,36 @@ def test_an_error_that_is_not_the_files_leaves_the_checkpoint_alone(tiny, tmp_pa
         E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
                          progress="none", log=lambda _: None)
     assert checkpoint.read_bytes() == b"hours of training"
+
+
+def test_workers_on_two_hosts_share_an_experiment_and_a_dead_ones_run_is_taken_over(
+        tiny, tmp_path, monkeypatch):
+    """A lock of another host (a shared filesystem) holds its run while it is fresh; once
+    its holder has stopped touching it for LOCK_STALE_S (a SIGKILL there), it is taken over."""
+    from d2l_ext import training
+    path = tmp_path / "tiny" / "cnn__seed0.json"
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir()
+    lock.write_text("4242 other-host\n")                # a worker on another machine
+    log = []
+    assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                            progress="none", log=log.append) == []
+    assert log[-1] == "[tiny] cnn seed 0: being trained by another process"
+    old = time.time() - training.LOCK_STALE_S - 5       # it stopped touching its lock
+    os.utime(lock, (old, old))
+    assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
+                            progress="none", log=log.append) == [path]
+    assert not lock.exists() and json.loads(path.read_text())["seed"] == 0
+
+
+def test_a_held_lock_is_kept_fresh_until_released(tmp_path, monkeypatch):
+    from d2l_ext import training
+    monkeypatch.setattr(training, "LOCK_STALE_S", 0.4)   # beats every 0.1 s
+    monkeypatch.setattr(training, "_heartbeat", None)    # a heartbeat that reads it
+    lock = tmp_path / "run.lock"
+    assert training.take_lock(lock) is None
+    os.utime(lock, (0, 0))
+    time.sleep(0.5)
+    assert time.time() - lock.stat().st_mtime < 0.4      # touched by the heartbeat
+    training.release_lock(lock)
+    assert not lock.exists() and lock not in training._held_locks
