@@ -90,8 +90,10 @@ def test_a_held_lock_is_kept_fresh_until_released(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "_heartbeat", None)    # a heartbeat that reads it
     lock = tmp_path / "run.lock"
     assert training.take_lock(lock) is None
-    os.utime(lock, (0, 0))
-    time.sleep(0.5)
-    assert time.time() - lock.stat().st_mtime < 0.4      # touched by the heartbeat
+    os.utime(lock, (0, 0))                               # as if untouched since 1970
+    deadline = time.time() + 5
+    while lock.stat().st_mtime == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert lock.stat().st_mtime > time.time() - 5        # touched again by the heartbeat
     training.release_lock(lock)
     assert not lock.exists() and lock not in training._held_locks
