@@ -441,7 +441,7 @@ def _train_steps(args, config, device, out):
             accuracy = trainer.test(model, data)["test_acc"]
         except KeyboardInterrupt:
             ours, held = out.keep(title)
-            print(f"\ninterrupted during the test pass: no test accuracy; "
+            print("\ninterrupted during the test pass: no test accuracy; "
                   + (f"kept {held}; `python -m d2l_ext evaluate {out.model}` reads it"
                      if ours else held), flush=True)
             return 130

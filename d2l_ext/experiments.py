@@ -16,7 +16,6 @@ the rows of the other experiments read it from there.
 import hashlib
 import itertools
 import json
-import math
 import os
 import platform
 import time

@@ -10,13 +10,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from PIL import Image
 
 from d2l_ext import Trainer, distributed as D
+from image_folders import write_image_folder
 from d2l_ext.__main__ import main
 from d2l_ext.data import BatchLoader, TensorDataModule, TensorImages, batch_bounds
 from d2l_ext.models import build_model
@@ -247,14 +246,7 @@ def test_torchrun_trains_one_model_that_evaluate_reads(tmp_path):
     """``torchrun --standalone --nproc-per-node 2 -m d2l_ext train``: one model.pt, written
     by rank 0 (lock released, no temporary files), the test accuracy printed once; then
     ``evaluate`` reads the file and gives the same accuracy."""
-    images = tmp_path / "images"
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 11), ("val", 4), ("test", 5)):
-        for c, name in enumerate(("a", "b")):
-            (images / split / name).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 100, (16, 16)) + 120 * c
-                Image.fromarray(pixels.astype(np.uint8), "L").save(images / split / name / f"{i}.png")
+    images = write_image_folder(tmp_path / "images", train=11, val=4, test=5)
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", D2L_EXT_DDP_TIMEOUT="60")
     run = subprocess.run(

@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 
 from d2l_ext import BaselineCNN, FashionMNIST5, ResNeXt18, Trainer, experiments as E
-from d2l_ext import results as Rs
 from d2l_ext.__main__ import main
 from d2l_ext.data import TensorImages
+from image_folders import write_image_folder
 from d2l_ext.evaluation import confusion_matrix, predict, predictions
 from d2l_ext.models import build_model
 from d2l_ext.training import (clamp_warmup, describe_saved, load_checkpoint, remove_litter,
@@ -115,15 +115,7 @@ class Child:
 def images(tmp_path_factory):
     """Two classes of 16x16 images (8 / 4 / 4 a class in train/, val/, test/): a whole
     train command runs in a fraction of a second."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 8), ("val", 4), ("test", 4)):
-        for c, name in enumerate(("a", "b")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 100, (16, 16)) + 120 * c
-                Image.fromarray(pixels.astype(np.uint8), "L").save(root / split / name / f"{i}.png")
-    return root
+    return write_image_folder(tmp_path_factory.mktemp("images"))
 
 
 def train_args(images, out, *extra, epochs=2):
