@@ -82,7 +82,7 @@ def measure(args, processes):
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc-per-node", str(processes), __file__, "--worker", str(result),
+               "--local-addr", "127.0.0.1", "--nproc-per-node", str(processes), __file__, "--worker", str(result),
                "--model", args.model, "--batch-size", str(args.batch_size),
                "--resize", str(args.resize), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--root", args.root]

@@ -245,13 +245,15 @@ def test_a_process_that_dies_ends_the_others_at_once_not_at_the_timeout(tmp_path
 def test_torchrun_trains_one_model_that_evaluate_reads(tmp_path):
     """``torchrun --standalone --nproc-per-node 2 -m d2l_ext train``: one model.pt, written
     by rank 0 (lock released, no temporary files), the test accuracy printed once; then
-    ``evaluate`` reads the file and gives the same accuracy."""
+    ``evaluate`` reads the file and gives the same accuracy. ``--local-addr 127.0.0.1``: where
+    the host name does not resolve (CI's Python 3.13 chroot), torchrun's own rendezvous hangs
+    before any process starts (docs/package.md says so)."""
     images = write_image_folder(tmp_path / "images", train=11, val=4, test=5)
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", D2L_EXT_DDP_TIMEOUT="60")
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "d2l_ext", "train", "--data", str(images), "--model", "baseline", "--resize", "16",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr",
+         "127.0.0.1", "--nproc-per-node", "2", "-m", "d2l_ext", "train", "--data", str(images), "--model", "baseline", "--resize", "16",
          "--batch-size", "8", "--lr", "0.05", "--epochs", "2", "--out", str(out)],
         capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
