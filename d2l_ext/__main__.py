@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .data import AUGMENTATIONS, MIN_IMAGE_SIZE
 from .evaluation import TTA
-from .experiments import EXPERIMENTS
+from .experiments import EXPERIMENTS, GROUPS
 from .models import MODELS, REPORT_ARCHS
 from .recipes import RECIPES, TRAIN_LR
 
@@ -25,7 +25,9 @@ EPILOG = """examples:
   python -m d2l_ext train --data my_images/ --resize 64 --epochs 20
   python -m d2l_ext train --model resnext --stages 4 --dropout 0 0
   python -m d2l_ext evaluate runs/train/model.pt --tta flip
-  python -m d2l_ext ablate dropout --seeds 0 1 2   # writes results/dropout/*.json
+  python -m d2l_ext ablate dropout-4stages --seeds 0 1 2   # results/dropout-4stages/*.json
+  python -m d2l_ext ablate cardinality-lr-sweep cardinality  # the paper's templates
+  python -m d2l_ext ablate data-size               # data-size-100 ... data-size-3000
   python -m d2l_ext ablate full --estimate         # how long would it take here? (a minute)
   python -m d2l_ext tables                         # results/*.md and *.png from the JSON files
 """
@@ -93,7 +95,9 @@ def build_parser():
                                    "file exists (and reads) are skipped, so an interrupted "
                                    "call resumes.")
     a.add_argument("experiments", nargs="+",
-                   choices=list(EXPERIMENTS))
+                   choices=list(EXPERIMENTS) + list(GROUPS),
+                   help="experiments, in order; " + ", ".join(
+                       f"{group} = {' '.join(names)}" for group, names in GROUPS.items()))
     a.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="seeds to run for every row (default: 0 1 2, and 0-4 for the rows "
                         "behind README's verdicts)")
@@ -527,7 +531,7 @@ def cmd_ablate(args):
     out = _OutFolder(args.out, overwrite=True)
     out._make()     # a writable folder, or one line why; removed at the end if left empty
     try:
-        for name in args.experiments:
+        for name in [e for name in args.experiments for e in GROUPS.get(name, [name])]:
             (estimate_experiment if args.estimate else run_experiment)(
                 name, seeds=args.seeds, out=args.out, device=args.device, root=args.root,
                 epochs=args.epochs)

@@ -29,7 +29,7 @@ import math
 from .models import CARDINALITY_TEMPLATES, REPORT_ARCHS, stage_widths
 
 __all__ = ["block_params", "block_flops", "network_params", "network_flops",
-           "template_table"]
+           "template_table", "counted_flops"]
 
 
 def block_params(c_in, c, cardinality, width_per_group, projection=False):
@@ -93,3 +93,19 @@ def template_table(templates=CARDINALITY_TEMPLATES, arch=REPORT_ARCHS[3], size=3
     for r in rows:
         r["params_ratio"], r["flops_ratio"] = r["params"] / ref["params"], r["flops"] / ref["flops"]
     return rows
+
+
+def counted_flops(model, example):
+    """Forward FLOPs of ``model`` on one input like ``example`` (a batch; its first image is
+    used), as ``torch.utils.flop_counter`` counts them: what a run record stores beside the
+    parameters, for any registered model (the formulas above cover ResNeXt only)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example[:1])
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops()

@@ -25,10 +25,12 @@ import torch
 
 from .data import AUGMENTATIONS
 from .evaluation import accuracy
-from .recipes import LR_EXTENDED, LR_GRID, RECIPES, build_data, build_run
+from .complexity import counted_flops
+from .models import CARDINALITY_TEMPLATES, count_parameters
+from .recipes import DATA_SIZES, LR_EXTENDED, LR_GRID, RECIPES, build_run, recipe_data
 from .training import clamp_warmup, release_lock, remove_litter, take_lock
 
-__all__ = ["EXPERIMENTS", "NETWORKS", "REPORT", "run_experiment", "estimate_experiment",
+__all__ = ["EXPERIMENTS", "GROUPS", "NETWORKS", "TEMPLATE_NETWORKS", "SWEEPS", "REPORT", "run_experiment", "estimate_experiment",
            "seconds_per_batch", "load_results", "selected_lr", "network_of", "row_seeds",
            "sweep_extension", "sweep_rows"]
 
@@ -49,10 +51,33 @@ NETWORKS = {
     "ResNeXt, 5 stages, no dropout": _R(5, (0, 0)),
 }
 
+#: The paper's experiment (Xie et al. 2017, Table 3): the report's 3-stage network as templates
+#: "C x d" of matched parameters and FLOPs (``CARDINALITY_TEMPLATES``, within 5%), without
+#: dropout, as the paper trains them; each its own network with its own learning rate.
+TEMPLATE_NETWORKS = {f"ResNeXt {name}": dict(_R(3, (0, 0)), **groups)
+                     for name, groups in CARDINALITY_TEMPLATES.items()}
+
+#: Each learning-rate sweep and the networks it chooses a rate for (seed 0, on validation).
+SWEEPS = {"lr-sweep": NETWORKS, "cardinality-lr-sweep": TEMPLATE_NETWORKS}
+
+
+def _sweep_grid(networks):
+    return [(f"{name}, lr {lr:g}", dict(config, lr=lr))
+            for name, config in networks.items() for lr in LR_GRID]
+
+
+#: ``ablate data-size-N``: the LeNet-style CNN and the report's network with and without its
+#: dropout, with N training images a class (``recipes.DATA_SIZES``), each at the rate its
+#: ``lr-sweep`` chose at 100 a class (not chosen again at each size: the sweep would cost
+#: more than the runs). d2l's ResNet-18 is left out: 4x slower than ResNeXt18 here, it
+#: would take about 2 CPU hours a seed (``baselines`` compares it at 100 a class). With 100
+#: a class every run is one of the tables above (copied, not trained again).
+DATA_SIZE_ROWS = [("baseline CNN", dict(model="baseline")),
+                  ("ResNeXt18, dropout 0.2/0.4", _R(3)), ("ResNeXt18, no dropout", _R(3, (0, 0)))]
+
 #: Each experiment: (recipe, [(row label, model config), ...]), in the report's order.
 EXPERIMENTS = {
-    "lr-sweep": ("5class", [(f"{name}, lr {lr:g}", dict(config, lr=lr))
-                            for name, config in NETWORKS.items() for lr in LR_GRID]),
+    "lr-sweep": ("5class", _sweep_grid(NETWORKS)),
     "dropout-4stages": ("5class", [
         ("(0, 0)", _R(4, (0, 0))), ("(0.2, 0.4)", _R(4)), ("(0.3, 0.5)", _R(4, (0.3, 0.5)))]),
     "dropout-3stages": ("5class", [
@@ -70,9 +95,17 @@ EXPERIMENTS = {
         ("(0, 0)", _R(4, (0, 0))), ("(0.2, 0.4)", _R(4))]),
     "stages-64px": ("5class-64px", [("3 stages", _R(3)), ("4 stages", _R(4)),
                                     ("5 stages", _R(5))]),
+    "cardinality-lr-sweep": ("5class", _sweep_grid(TEMPLATE_NETWORKS)),
+    "cardinality": ("5class", [(name, config) for name, config in
+                               zip(CARDINALITY_TEMPLATES, TEMPLATE_NETWORKS.values())]),
+    **{f"data-size-{n}": ("5class" if n == 100 else f"5class-{n}", DATA_SIZE_ROWS)
+       for n in DATA_SIZES},
     "full": ("full", [("ResNeXt18, 10 classes", _R(3))]),
     "full-cpu10min": ("full-cpu10min", [("ResNeXt18, 10 classes, 10 CPU minutes", _R(3))]),
 }
+
+#: Names ``ablate`` takes for several experiments at once, run in this order.
+GROUPS = {"data-size": [f"data-size-{n}" for n in DATA_SIZES]}
 
 #: Seeds a row runs when ``ablate`` is given no ``--seeds``: 5 for the rows behind README's
 #: three verdicts, 3 for the rest.
@@ -83,12 +116,13 @@ HEADLINE_ROWS = {
     "stages": {"3 stages", "4 stages"},
     "stages-no-dropout": {"3 stages", "4 stages"},
     "baselines": {"baseline CNN", "ResNeXt18 (3 stages, dropout 0.2/0.4)"},
+    "cardinality": {"1x64d", "8x19d"},
 }
 
 
 def row_seeds(experiment, label):
-    """The seeds ``ablate`` runs for a row by default (the learning-rate sweep: seed 0)."""
-    if experiment == "lr-sweep":
+    """The seeds ``ablate`` runs for a row by default (a learning-rate sweep: seed 0)."""
+    if experiment in SWEEPS:
         return (0,)
     return HEADLINE_SEEDS if label in HEADLINE_ROWS.get(experiment, ()) else DEFAULT_SEEDS
 
@@ -104,26 +138,36 @@ REPORT = {
 
 #: Experiments whose rows take their network's learning rate from ``lr-sweep``.
 SWEPT = {"dropout-4stages", "dropout-3stages", "stages", "stages-no-dropout", "baselines",
-         "stages-64px"}
+         "stages-64px", "cardinality", *(f"data-size-{n}" for n in DATA_SIZES)}
 
 
 def _without_dropout(config):
     return config["model"] == "resnext" and not any(config.get("dropout", (0.2, 0.4)))
 
 
+_SHAPE = ("model", "stages", "cardinality", "width_per_group")
+
+
 def network_of(config):
-    """The name in ``NETWORKS`` of a row's network (its lr aside): ResNeXt without dropout
-    is a network of its own; any other dropout rates count as the report's (0.2, 0.4)."""
-    for name, net in NETWORKS.items():
-        if (net["model"] == config["model"] and net.get("stages") == config.get("stages")
-                and _without_dropout(net) == _without_dropout(config)):
-            return name
-    raise ValueError(f"no network in NETWORKS matches {config}")
+    """The name in ``NETWORKS`` or ``TEMPLATE_NETWORKS`` of a row's network (its lr aside):
+    ResNeXt without dropout is a network of its own; any other dropout rates count as the
+    report's (0.2, 0.4); each template of ``CARDINALITY_TEMPLATES`` is one."""
+    for networks in SWEEPS.values():
+        for name, net in networks.items():
+            if (all(net.get(k) == config.get(k) for k in _SHAPE)
+                    and _without_dropout(net) == _without_dropout(config)):
+                return name
+    raise ValueError(f"no network in NETWORKS or TEMPLATE_NETWORKS matches {config}")
+
+
+def sweep_of(network):
+    """The learning-rate sweep (an experiment of ``SWEEPS``) that chooses ``network``'s rate."""
+    return next(sweep for sweep, networks in SWEEPS.items() if network in networks)
 
 
 def _sweep_scores(network, out):
-    """{lr: validation accuracy or None (diverged)} of ``network``'s ``lr-sweep`` runs."""
-    return {r["config"]["lr"]: r.get("val_acc") for r in load_results("lr-sweep", out)
+    """{lr: validation accuracy or None (diverged)} of ``network``'s sweep runs."""
+    return {r["config"]["lr"]: r.get("val_acc") for r in load_results(sweep_of(network), out)
             if network_of(r["config"]) == network}
 
 
@@ -149,27 +193,28 @@ def sweep_extension(network, out="results"):
 
 
 def selected_lr(network, out="results"):
-    """The rate with the best final validation accuracy for ``network`` in ``lr-sweep``
-    (seed 0), once the sweep has run ``LR_GRID`` and every extension the choice asked for;
-    an error naming the command otherwise."""
+    """The rate with the best final validation accuracy for ``network`` in its sweep
+    (``sweep_of``, seed 0), once the sweep has run ``LR_GRID`` and every extension the
+    choice asked for; an error naming the command otherwise."""
     scores = _sweep_scores(network, out)
+    sweep = sweep_of(network)
     if not set(LR_GRID) <= scores.keys() or sweep_extension(network, out) is not None:
         raise FileNotFoundError(
-            f"the learning-rate sweep for {network!r} is incomplete in {out}/lr-sweep "
+            f"the learning-rate sweep for {network!r} is incomplete in {out}/{sweep} "
             f"(has {sorted(scores)}; needs {list(LR_GRID)} and, where the best rate sits at "
             f"an edge, the next of {list(LR_EXTENDED)}): run `python -m d2l_ext ablate "
-            f"lr-sweep --seeds 0` first")
+            f"{sweep} --seeds 0` first")
     best = _best_lr(scores)
     if best is None:
         raise ValueError(f"every learning rate of the sweep diverged for {network!r}")
     return best
 
 
-def sweep_rows(out="results"):
-    """``lr-sweep``'s rows: ``LR_GRID`` for every network, then the extensions the results
+def sweep_rows(out="results", sweep="lr-sweep"):
+    """A sweep's rows: ``LR_GRID`` for each of its networks, then the extensions the results
     so far ask for (``sweep_extension``)."""
-    rows = list(EXPERIMENTS["lr-sweep"][1])
-    for name, config in NETWORKS.items():
+    rows = list(EXPERIMENTS[sweep][1])
+    for name, config in SWEEPS[sweep].items():
         lr = sweep_extension(name, out)
         if lr is not None:
             rows.append((f"{name}, lr {lr:g}", dict(config, lr=lr)))
@@ -246,6 +291,9 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
         _, train_acc = trainer.evaluate(model, data.fit_dataloader())
         scores = {"train_loss": trainer.history[-1]["train_loss"], "train_acc": train_acc,
                   "val_acc": trainer.history[-1]["val_acc"], **trainer.test(model, data)}
+        X, _ = next(iter(data.val_dataloader()))
+        scores.update(params=count_parameters(model),
+                      flops=counted_flops(model, X.to(trainer.device)))
     record = {
         "experiment": experiment, "label": label, "config": config, "recipe": recipe,
         "seed": seed, **scores, "epochs": recipe["epochs"], "history": trainer.history,
@@ -298,8 +346,8 @@ def _write_json(path, record):
 def run_experiment(experiment, seeds=None, out="results", device="auto", root="data",
                    progress="terminal", epochs=None, log=print):
     """Run every row x seed of one experiment that has no result file yet (``seeds``: the
-    same for every row; by default ``row_seeds``). ``lr-sweep`` then runs the extensions
-    its results ask for, until there are none."""
+    same for every row; by default ``row_seeds``). A sweep (``SWEEPS``) then runs the
+    extensions its results ask for, until there are none."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
     recipe, folder = _run_recipe(experiment, epochs)
@@ -307,7 +355,7 @@ def run_experiment(experiment, seeds=None, out="results", device="auto", root="d
         epochs = None       # the recipe's own epochs: the recorded command needs no --epochs
     done, rows_seen = [], set()
     while True:
-        rows = (sweep_rows(out) if experiment == "lr-sweep" and folder == experiment
+        rows = (sweep_rows(out, experiment) if experiment in SWEEPS and folder == experiment
                 else EXPERIMENTS[experiment][1])
         rows = [(label, row_config(experiment, config, out))   # lr looked up before any work
                 for label, config in rows if label not in rows_seen]
@@ -436,8 +484,7 @@ def estimate_experiment(experiment, seeds=None, out="results", device="auto",
     if batches < 1 or warmup < 0:
         raise ValueError(f"batches must be >= 1 and warmup >= 0, got {batches} and {warmup}")
     recipe, folder = _run_recipe(experiment, epochs)
-    data = build_data(recipe["data"], recipe["batch_size"], recipe["resize"], root,
-                      recipe["augment"])
+    data = recipe_data(recipe, root)
     rows = []
     for label, config in EXPERIMENTS[experiment][1]:
         config = row_config(experiment, config, out) if experiment in SWEPT else config

@@ -422,18 +422,23 @@ class ModelEntry:
         return self.make(num_classes=num_classes, lr=lr, **dict(self.settings, **settings))
 
 
-def _resnext(num_classes, lr, stages, dropout, dropout_placement):
+def _resnext(num_classes, lr, stages, dropout, dropout_placement, cardinality=None,
+             width_per_group=None):
     if stages not in REPORT_ARCHS:
         raise ValueError(f"stages must be one of {sorted(REPORT_ARCHS)}, got {stages!r}")
     return ResNeXt(REPORT_ARCHS[stages], lr=lr, num_classes=num_classes, dropout=dropout,
-                   dropout_placement=dropout_placement)
+                   dropout_placement=dropout_placement, cardinality=cardinality,
+                   width_per_group=width_per_group)
 
 
 #: The one model registry: name (as the command line, the experiment configs and
 #: ``build_model`` spell it) -> class (what a checkpoint names), the settings beyond
 #: ``num_classes`` and ``lr`` that apply to it with their defaults, and how it is built.
 MODELS = {
-    "resnext": ModelEntry(ResNeXt, dict(stages=3, dropout=(0.2, 0.4), dropout_placement="code"),
+    # cardinality/width_per_group None: the report's groups (32 channels each); a template of
+    # CARDINALITY_TEMPLATES sets both.
+    "resnext": ModelEntry(ResNeXt, dict(stages=3, dropout=(0.2, 0.4), dropout_placement="code",
+                                        cardinality=None, width_per_group=None),
                           _resnext, "the report's ResNeXt"),
     "resnet18": ModelEntry(ResNet18, {}, ResNet18, "d2l's ResNet-18"),
     "baseline": ModelEntry(BaselineCNN, {}, BaselineCNN, "the LeNet-style baseline"),

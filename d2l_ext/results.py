@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 
 from . import stats
-from .experiments import EXPERIMENTS, REPORT, SWEPT, network_of
+from .experiments import EXPERIMENTS, REPORT, SWEEPS, SWEPT, network_of, sweep_of
 from .experiments import load_results as _read_records
 
-from .recipes import LR_EXTENDED, RECIPES
+from .recipes import DATA_SIZES, LR_EXTENDED, RECIPES
 
 __all__ = ["summarize", "compare_rows", "markdown_table", "differences_table",
-           "lr_sweep_table", "findings_table", "plot_experiment", "render_table", "render_docs",
+           "lr_sweep_table", "data_size_table", "plot_data_size", "findings_table",
+           "plot_experiment", "render_table", "render_docs",
            "render_all",
            "CONVENTION"]
 
@@ -46,7 +47,7 @@ def load_results(experiment, out="results"):
     records = _read_records(experiment, out)    # names a file that is not JSON
     paths = sorted((Path(out) / experiment).glob("*.json"))     # the order it read them in
     for path, record in zip(paths, records):
-        problem = _record_problem(record, experiment == "lr-sweep")
+        problem = _record_problem(record, experiment in SWEEPS)
         if problem:
             raise ValueError(f"{path} is not a whole run record ({problem}); delete it and "
                              f"run the experiment again to redo that run")
@@ -102,6 +103,8 @@ def summarize(experiment, out="results"):
         for key in ("train_loss", "train_acc", "val_acc", "test_acc"):
             row[key], row[key + "_std"] = _mean_std(get(key))
         row["gap"] = row["train_acc"] - row["val_acc"]
+        row["params"] = next((r["params"] for r in mine if "params" in r), None)
+        row["flops"] = next((r["flops"] for r in mine if "flops" in r), None)
         tta = get("test_acc_flip_tta")
         row["flip_tta_mean"] = statistics.mean(tta) if tta else None
         rows.append(row)
@@ -127,15 +130,19 @@ def markdown_table(experiment, out="results"):
     recipe_name = EXPERIMENTS[experiment][0]
     rows = summarize(experiment, out)
     tta = any(r["flip_tta_mean"] is not None for r in rows)
+    size = experiment == "cardinality"      # the rows' parameters and FLOPs are the point
     lines = ["| configuration | lr | train loss | train acc | val acc | test acc (mean ± std) "
-             "| seeds | report | train − val | s/run |" + (" test acc, flip TTA |" if tta else ""),
-             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if tta else "")]
+             "| seeds | report | train − val | s/run |" + (" test acc, flip TTA |" if tta else "")
+             + (" parameters | MFLOPs |" if size else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if tta else "")
+             + ("---|---|" if size else "")]
     for r in rows:
         if not r["n"]:
             lines.append(f"| {r['label']} | – | – | – | – | "
                          + (f"diverged ({r['diverged']} seeds)" if r["diverged"] else "not run")
                          + " | 0 | "
-                         f"{_pct(r['report'])} | – | – |" + (" – |" if tta else ""))
+                         f"{_pct(r['report'])} | – | – |" + (" – |" if tta else "")
+                         + (" – | – |" if size else ""))
             continue
         line = (f"| {r['label']} | {', '.join(f'{lr:g}' for lr in r['lr'])} "
                 f"| {r['train_loss']:.3f} | {_pct(r['train_acc'])} | {_pct(r['val_acc'])} "
@@ -145,10 +152,13 @@ def markdown_table(experiment, out="results"):
                 f"| {100 * r['gap']:.1f} points | {r['seconds']:.0f} |")
         if tta:
             line += f" {_pct(r['flip_tta_mean'], digits=2)} |"
+        if size:
+            line += f" {r['params']:,} | {r['flops'] / 1e6:.1f} |"
         lines.append(line)
     recipe = dict(RECIPES[recipe_name])
     if experiment in SWEPT:     # the recipe's own lr is not used: each row has its network's
-        recipe["lr"] = "each network's, from lr-sweep"
+        sweeps = sorted({sweep_of(network_of(c)) for _, c in EXPERIMENTS[experiment][1]})
+        recipe["lr"] = f"each network's, from {' and '.join(sweeps)}"
     lines += ["", f"Recipe `{recipe_name}`: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
               + f". Regenerate: `python -m d2l_ext ablate {experiment}` ({cost(experiment, out)})."]
     return "\n".join(lines)
@@ -181,14 +191,14 @@ def differences_table(experiment, out="results", reference=0):
     return "\n".join(lines) + "\n\n" + CONVENTION
 
 
-def lr_sweep_table(out="results"):
-    """Validation accuracy per network and learning rate, the chosen one in bold."""
-    from .experiments import selected_lr, NETWORKS
-    records = load_results("lr-sweep", out)
+def lr_sweep_table(out="results", sweep="lr-sweep"):
+    """Validation accuracy per network of ``sweep`` and learning rate, the chosen one in bold."""
+    from .experiments import selected_lr
+    records = load_results(sweep, out)
     rates = [lr for lr in LR_EXTENDED if any(r["config"]["lr"] == lr for r in records)]
     lines = ["| network | " + " | ".join(f"lr {lr:g}" for lr in rates) + " | chosen |",
              "|---|" + "---|" * (len(rates) + 1)]
-    for name in NETWORKS:
+    for name in SWEEPS[sweep]:
         cells, chosen = [], None
         try:
             chosen = selected_lr(name, out)
@@ -207,8 +217,8 @@ def lr_sweep_table(out="results"):
     return "\n".join(lines) + ("\n\nValidation accuracy after the last epoch (training loss "
                                "in brackets), seed 0; – not run: the sweep goes past an edge "
                                "of the grid only where the best rate sits there. Regenerate: "
-                               f"`python -m d2l_ext ablate lr-sweep --seeds 0` "
-                               f"({cost('lr-sweep', out)}).")
+                               f"`python -m d2l_ext ablate {sweep} --seeds 0` "
+                               f"({cost(sweep, out)}).")
 
 
 def plot_experiment(experiment, out="results", axes=None):
@@ -245,14 +255,111 @@ def plot_experiment(experiment, out="results", axes=None):
 def render_table(name, out="results"):
     """The Markdown of ``results/<name>.md``: the sweep's table, or the experiment's table
     with its differences."""
-    if name == "lr-sweep":
-        return lr_sweep_table(out)
+    if name in SWEEPS:
+        return lr_sweep_table(out, name)
+    if name == "data-size":
+        return data_size_table(out)
     if name.startswith("findings"):
         return findings_table(out, lang=name.split("-", 1)[1] if "-" in name else "en")
     return markdown_table(name, out) + "\n\n" + differences_table(name, out)
 
 
-#: README's three verdicts: (claim, [(experiment, row a, row b), ...]); the first comparison of
+def _size_rows(out):
+    """{network label: {images a class: summarize() row}} over the data-size experiments."""
+    table = {}
+    for n in DATA_SIZES:
+        for r in summarize(f"data-size-{n}", out):
+            table.setdefault(r["label"], {})[n] = r
+    return table
+
+
+def _mean_interval(values):
+    """(mean, half-width of its 95% t interval) over seeds; half-width None with one seed."""
+    if not values:
+        return None, None
+    m = statistics.mean(values)
+    if len(values) < 2:
+        return m, None
+    return m, stats.t_quantile(len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+
+
+#: The data-size comparisons: (row a, row b), each at every size, paired by seed.
+DATA_SIZE_PAIRS = [("ResNeXt18, dropout 0.2/0.4", "baseline CNN"),
+                   ("ResNeXt18, no dropout", "baseline CNN"),
+                   ("ResNeXt18, dropout 0.2/0.4", "ResNeXt18, no dropout")]
+
+
+def data_size_table(out="results"):
+    """Test accuracy per network and training-set size (mean, 95% interval of the mean,
+    seeds; training accuracy at the end), then the paired differences at each size."""
+    rows = _size_rows(out)
+    head = " | ".join(f"{n:,} a class" for n in DATA_SIZES)
+    lines = [f"| network | {head} |", "|---|" + "---|" * len(DATA_SIZES)]
+    for label, by_size in rows.items():
+        cells = []
+        for n in DATA_SIZES:
+            r = by_size.get(n)
+            m, h = _mean_interval(r["test_accs"] if r else [])
+            cells.append("–" if m is None else
+                         f"{100 * m:.1f}%" + (f" ± {100 * h:.1f}" if h is not None else "")
+                         + f" ({r['n']}; train {100 * r['train_acc']:.0f}%)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"| difference in test accuracy | {head} |",
+              "|---|" + "---|" * len(DATA_SIZES)]
+    for a, b in DATA_SIZE_PAIRS:
+        cells = []
+        for n in DATA_SIZES:
+            ra, rb = rows.get(a, {}).get(n), rows.get(b, {}).get(n)
+            c = (stats.compare(ra["test_by_seed"], rb["test_by_seed"])
+                 if ra and rb and ra["n"] and rb["n"] else None)
+            text = ("–" if c is None or c.low is None else
+                    f"{100 * c.diff:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] ({c.n})")
+            cells.append(f"**{text}**" if c is not None and c.clear_of_zero else text)
+        lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+    epochs = ", ".join(f"{n:,}: {RECIPES['5class' if n == 100 else f'5class-{n}']['epochs']}"
+                       for n in DATA_SIZES)
+    minutes = sum(sum(r.get("seconds", 0) for r in load_results(f"data-size-{n}", out)
+                      if "copied_from" not in r) for n in DATA_SIZES[1:]) / 60
+    return "\n".join(lines) + (
+        "\n\nCells: test accuracy, mean ± half-width of its 95% t interval (seeds; training "
+        "accuracy at the end). Each network at the rate `lr-sweep` chose with 100 images a class. "
+        f"Epochs by images a class: {epochs} (60 · √(100/n)). Validation (200 a class) and test "
+        "(1,000 a class) are the same at every size; each larger training set holds the "
+        "smaller ones. Differences: points, paired by seed, 95% interval (seeds); in bold "
+        "where the interval is clear of zero. " + CONVENTION + " Regenerate: `python -m "
+        "d2l_ext ablate data-size` (100 a class copies the runs of the tables above; the "
+        f"rest took about "
+        f"{minutes:.0f} min on 1 thread of a 2-core CPU).")
+
+
+def plot_data_size(out="results", ax=None):
+    """Test accuracy against training images a class (log scale), one line per network,
+    the 95% interval of the mean as error bars."""
+    from .plotting import plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, by_size in _size_rows(out).items():
+        points = [(n, *_mean_interval(r["test_accs"])) for n, r in sorted(by_size.items())
+                  if r["n"]]
+        if not points:
+            continue
+        xs, ms, hs = zip(*points)
+        ax.errorbar(xs, [100 * m for m in ms], yerr=[100 * (h or 0) for h in hs], label=label,
+                    marker="o", capsize=3)
+    ax.set_xscale("log")
+    ax.set_xticks(DATA_SIZES, [f"{n:,}" for n in DATA_SIZES])
+    ax.minorticks_off()
+    ax.set_xlabel("training images a class (5 classes)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("data-size: test accuracy, 95% intervals over seeds", fontsize=9)
+    ax.figure.tight_layout()
+    return ax
+
+
+#: README's verdicts (the report's three findings, then the paper's on cardinality):
+#: (claim, [(experiment, row a, row b), ...]); the first comparison of
 #: each decides the verdict, the others are shown beside it.
 FINDINGS = [
     ("dropout", [("dropout-4stages", "(0.2, 0.4)", "(0, 0)"),
@@ -262,6 +369,8 @@ FINDINGS = [
                 ("stages-no-dropout", "3 stages", "4 stages"),
                 ("stages-no-dropout", "3 stages", "5 stages")]),
     ("baseline", [("baselines", "ResNeXt18 (3 stages, dropout 0.2/0.4)", "baseline CNN")]),
+    ("cardinality", [("cardinality", "8x19d", "1x64d"), ("cardinality", "4x29d", "1x64d"),
+                     ("cardinality", "2x44d", "1x64d")]),
 ]
 
 WORDS = {
@@ -270,26 +379,32 @@ WORDS = {
         dropout="dropout (0.2, 0.4) best, on its 4-stage net (65.0% vs 62.8% without)",
         stages="3 stages > 4 > 5, because deeper nets overfit",
         baseline="ResNeXt18 74.4% against a 49.8% course baseline",
+        cardinality=("more groups (cardinality) help without adding parameters (the paper: at "
+                     "the same parameters and FLOPs, 32x4d beats 1x64d by 1.7 points on "
+                     "ImageNet); here templates within 5% of each other"),
         holds="holds", opposite="does not hold: the opposite is clear of zero",
         unseen="not detected: at most {x:.1f} points either way",
-        ranking="ranking: {verdict}", sep="; ", colon=": ",
+        ranking="ranking: {verdict}", missing="not run yet", sep="; ", colon=": ",
         fit="training accuracy (3 / 4 / 5 stages) with dropout {a}, without {b}",
         names={"dropout-4stages": "4 stages", "dropout-4stages-stock-d2l": "4 stages, stock d2l",
                "dropout-3stages": "3 stages", "stages": "with dropout",
-               "stages-no-dropout": "no dropout", "baselines": ""},
+               "stages-no-dropout": "no dropout", "baselines": "", "cardinality": ""},
         short={"ResNeXt18 (3 stages, dropout 0.2/0.4)": "ResNeXt18", "baseline CNN": "CNN"}),
     "zh": dict(
         head="| 报告的结论 | 这里：测试精度之差，95% 置信区间（种子数） | 判断 |",
         dropout="暂退概率 (0.2, 0.4) 最好，在它的 4 阶段网络上（65.0%，不用暂退法 62.8%）",
         stages="3 个阶段 > 4 > 5，因为更深的网络过拟合",
         baseline="ResNeXt18 74.4%，课程基线 49.8%",
+        cardinality=("通过增加基数（分组数），可以在不显著增加参数数量的情况下增强模型的性能"
+                     "（论文：参数量和计算量相同时，ImageNet 上 32x4d 比 1x64d 高 1.7 个百分点）；"
+                     "这里各模板相差不到 5%"),
         holds="成立", opposite="不成立：相反方向的差异，区间不含零",
         unseen="未检测到差异：任一方向至多 {x:.1f} 个百分点",
-        ranking="排名：{verdict}", sep="；", colon="：",
+        ranking="排名：{verdict}", missing="尚未运行", sep="；", colon="：",
         fit="训练精度（3 / 4 / 5 个阶段）带暂退法 {a}，不带 {b}",
         names={"dropout-4stages": "4 个阶段", "dropout-4stages-stock-d2l": "4 个阶段，原版 d2l 训练",
                "dropout-3stages": "3 个阶段", "stages": "带暂退法",
-               "stages-no-dropout": "不带暂退法", "baselines": ""},
+               "stages-no-dropout": "不带暂退法", "baselines": "", "cardinality": ""},
         short={"ResNeXt18 (3 stages, dropout 0.2/0.4)": "ResNeXt18", "baseline CNN": "CNN",
                "3 stages": "3 阶段", "4 stages": "4 阶段", "5 stages": "5 阶段"}),
 }
@@ -310,11 +425,18 @@ def _verdict(c, words):
 
 
 def findings_table(out="results", lang="en"):
-    """README's table of the report's three findings, paired by seed, from the result files:
-    every number and each verdict (by the first comparison of its row) rendered, none typed."""
+    """README's table of the report's findings (and the paper's on cardinality), paired by
+    seed, from the result files: every number and each verdict (by the first comparison of
+    its row) rendered, none typed. A claim whose runs are missing says which command makes them."""
     words = WORDS[lang]
     lines = [words["head"], "|---|---|---|"]
     for claim, comparisons in FINDINGS:
+        missing = sorted({e for e, a, b in comparisons
+                          if any(not r["n"] for r in summarize(e, out) if r["label"] in (a, b))})
+        if missing:
+            lines.append(f"| {words[claim]} | {words['missing']}{words['colon']}`python -m d2l_ext ablate "
+                         f"{' '.join(missing)}` | – |")
+            continue
         cells = [_finding_cell(e, a, b, out, words) for e, a, b in comparisons]
         verdict = _verdict(cells[0][1], words)
         if claim == "stages":
@@ -351,16 +473,25 @@ def render_all(out="results", docs=(), log=print):
     from .plotting import save_figure
     written = []
     for name in EXPERIMENTS:
-        if not load_results(name, out):
-            continue
+        if name.startswith("data-size-") or not load_results(name, out):
+            continue        # the data-size experiments: one table and one plot, below
         path = Path(out) / f"{name}.md"
         path.write_text(f"## {name}\n\n{render_table(name, out)}\n")
-        if name == "lr-sweep":      # 32 curves on one plot say less than the table
+        if name in SWEEPS:          # 32 curves on one plot say less than the table
             log(f"wrote {path}")
             written.append(path)
             continue
         axes = plot_experiment(name, out)
         save_figure(axes[0].figure, path.with_suffix(".png"))
+        log(f"wrote {path} and {path.with_suffix('.png')}")
+        written.append(path)
+    if any(load_results(f"data-size-{n}", out) for n in DATA_SIZES[1:]):
+        from .plotting import plt
+        path = Path(out) / "data-size.md"
+        path.write_text(f"## data-size\n\n{data_size_table(out)}\n")
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        plot_data_size(out, ax)
+        save_figure(fig, path.with_suffix(".png"))
         log(f"wrote {path} and {path.with_suffix('.png')}")
         written.append(path)
     for page in docs:

@@ -235,3 +235,79 @@ def test_a_diverging_run_is_recorded_not_a_crash(tiny_experiment, tmp_path, monk
     record = json.loads(path.read_text())
     assert "training loss became" in record["diverged"] and record["test_acc"] is None
     assert "| cnn | – | – | – | – | diverged (1 seeds) | 0 |" in Rs.markdown_table("tiny", tmp_path)
+
+
+# --- cardinality and training-set size (issue 20) ------------------------------------------
+
+def _template_record(out, experiment, label, config, seed, test_acc, val_acc=0.7):
+    path = E._result_path(out, experiment, label, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "label": label, "config": config, "recipe": E.RECIPES["5class"], "seed": seed,
+        "val_acc": val_acc, "test_acc": test_acc, "train_loss": 0.01, "train_acc": 1.0,
+        "seconds": 60.0, "history": [{"train_loss": 0.01, "val_acc": val_acc}],
+        "params": 1_906_181, "flops": 37_784_064}))
+
+
+def test_each_template_is_a_network_with_its_own_sweep(tmp_path):
+    """The templates' rates come from ``cardinality-lr-sweep``, not from ``lr-sweep``; the
+    sweep's table lists the templates only; the table shows parameters and FLOPs."""
+    assert list(E.TEMPLATE_NETWORKS) == [f"ResNeXt {t}" for t in E.CARDINALITY_TEMPLATES]
+    for name, config in E.TEMPLATE_NETWORKS.items():
+        assert E.network_of(dict(config, lr=0.1)) == name and E.sweep_of(name) == \
+            "cardinality-lr-sweep"
+    assert E.network_of(E._R(3, (0, 0))) == "ResNeXt, 3 stages, no dropout"   # the report's
+    assert E.row_seeds("cardinality", "1x64d") == E.row_seeds("cardinality", "8x19d") == \
+        (0, 1, 2, 3, 4) and E.row_seeds("cardinality", "2x44d") == (0, 1, 2)
+    with pytest.raises(FileNotFoundError, match=r"in .*cardinality-lr-sweep .*run `python -m "
+                                                r"d2l_ext ablate cardinality-lr-sweep --seeds 0`"):
+        E.run_experiment("cardinality", out=tmp_path)
+    config = dict(E.TEMPLATE_NETWORKS["ResNeXt 1x64d"])
+    for lr, acc in zip(E.LR_GRID, (0.60, 0.70, 0.65, 0.20)):
+        label = f"ResNeXt 1x64d, lr {lr:g}"
+        _template_record(tmp_path, "cardinality-lr-sweep", label, dict(config, lr=lr), 0,
+                         0.5, acc)
+    assert E.selected_lr("ResNeXt 1x64d", tmp_path) == 0.03
+    assert E.row_config("cardinality", config, tmp_path)["lr"] == 0.03
+    table = Rs.lr_sweep_table(tmp_path, "cardinality-lr-sweep")
+    assert "| ResNeXt 1x64d | 60.0% (loss 0.01) | **70.0% (loss 0.01)** |" in table
+    assert "| ResNeXt 8x19d | – |" in table and "baseline CNN" not in table
+    for seed, acc in enumerate((0.70, 0.72)):
+        _template_record(tmp_path, "cardinality", "1x64d", dict(config, lr=0.03), seed, acc)
+    table = Rs.markdown_table("cardinality", tmp_path)
+    assert "| parameters | MFLOPs |" in table and "| 1,906,181 | 37.8 |" in table
+    assert "each network's, from cardinality-lr-sweep" in table
+
+
+def test_data_size_sets_hold_the_smaller_ones_and_validation_stays(tmp_path):
+    """300 images a class are the 100 and 200 more; validation and test do not move; the
+    recipes' epochs shrink as 60 * sqrt(100 / n)."""
+    from d2l_ext.data import FashionMNIST5
+    small, large = (FashionMNIST5(root="data", train_per_class=n) for n in (100, 300))
+    assert len(small.train) == 500 and len(large.train) == 1500
+
+    def keys(split):        # each image as bytes, with its label
+        return {(bytes(x.numpy()), int(y)) for x, y in zip(split.images, split.labels)}
+    assert keys(small.train) <= keys(large.train)
+    assert keys(small.val) == keys(large.val) and len(large.test) == 5000
+    assert [E.RECIPES[f"5class-{n}"]["epochs"] for n in (300, 1000, 3000)] == [35, 19, 11]
+    assert E.EXPERIMENTS["data-size-100"][0] == "5class" and E.GROUPS["data-size"] == \
+        ["data-size-100", "data-size-300", "data-size-1000", "data-size-3000"]
+
+
+def test_data_size_table_pairs_each_size_by_seed(tmp_path):
+    for n, accs in ((100, {"baseline CNN": (0.70, 0.71, 0.72),
+                           "ResNeXt18, dropout 0.2/0.4": (0.68, 0.70, 0.71)}),
+                    (1000, {"baseline CNN": (0.80, 0.81, 0.80),
+                            "ResNeXt18, dropout 0.2/0.4": (0.84, 0.85, 0.85)})):
+        for label, values in accs.items():
+            config = dict(E.DATA_SIZE_ROWS)[label]
+            for seed, acc in enumerate(values):
+                _template_record(tmp_path, f"data-size-{n}", label, dict(config, lr=0.1),
+                                 seed, acc)
+    table = Rs.data_size_table(tmp_path)
+    assert "| ResNeXt18, dropout 0.2/0.4 | 69.7% ± 3.8 (3; train 100%) | – | 84.7% ± 1.4 " \
+           "(3; train 100%) | – |" in table
+    # 1,000 a class: +4, +4, +5 points, paired: mean 4.3, clear of zero (in bold)
+    assert "| ResNeXt18, dropout 0.2/0.4 − baseline CNN | -1.3 [-2.8, +0.1] (3) | – | " \
+           "**+4.3 [+2.9, +5.8] (3)** | – |" in table

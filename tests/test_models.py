@@ -191,11 +191,16 @@ def test_one_registry_builds_names_and_rebuilds_every_model(tmp_path):
     from d2l_ext.recipes import RECIPES, build_run
     from d2l_ext.training import Trainer, model_from_checkpoint
     assert list(MODELS) == ["resnext", "resnet18", "baseline"]
-    assert set(MODELS["resnext"].settings) == {"stages", "dropout", "dropout_placement"}
+    assert set(MODELS["resnext"].settings) == {"stages", "dropout", "dropout_placement",
+                                               "cardinality", "width_per_group"}
     assert MODELS["baseline"].settings == {} and MODELS["resnet18"].settings == {}
     four = built(build_model("resnext", num_classes=5, stages=4, dropout=(0, 0)),
                  torch.randn(2, 3, 32, 32))
     assert count_parameters(four) == 1_977_733 and four.hparams["dropout"] == (0, 0)
+    # A template of the cardinality experiment: 1 group of 64 channels in the first stage.
+    dense = built(build_model("resnext", num_classes=5, dropout=(0, 0), cardinality=1,
+                              width_per_group=64), torch.randn(2, 1, 32, 32))
+    assert count_parameters(dense) == 1_906_181 and dense.hparams["cardinality"] == 1
     with pytest.raises(ValueError, match="model 'baseline' has no setting 'dropout'"):
         build_model("baseline", dropout=(0.2, 0.4))
     with pytest.raises(ValueError, match="model 'resnet18' has no setting 'stages'"):
