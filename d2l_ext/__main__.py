@@ -82,7 +82,13 @@ def build_parser():
     t.add_argument("--bf16", action="store_true",
                    help="bf16 autocast on the CPU too (on CUDA it is always on): faster on CPUs "
                         "with native bf16 (AVX512-BF16, AMX), slower on others")
-    t.add_argument("--seed", type=int, default=0, help="seeds initialization and shuffling")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seeds initialization and shuffling (as ablate's --seeds: train "
+                        "--seed 1 is the seed-1 run of the same recipe)")
+    t.add_argument("--split-seed", type=int, default=0,
+                   help="seeds which images go to training and validation (fashion5's draw "
+                        "of 100 a class; a folder's held-out 20%%); ablate keeps 0; model.pt "
+                        "records it for evaluate")
     t.add_argument("--root", default="data", help="where Fashion-MNIST is looked for/downloaded")
     t.add_argument("--out", default="runs/train", help="folder for model.pt and curves.png")
     t.add_argument("--overwrite", action="store_true",
@@ -172,7 +178,7 @@ TRAIN_RULES = {
     "momentum": ("in [0, 1) (0.9 is usual; at 1 or more the steps grow without bound)",
                  lambda v: 0 <= v < 1),
     "weight_decay": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
-    "resize": _SIZE, "seed": _SEED,
+    "resize": _SIZE, "seed": _SEED, "split_seed": _SEED,
 }
 
 
@@ -406,7 +412,8 @@ def _train(args, config, device, out):
 def _train_steps(args, config, device, out):
     from . import distributed
     from .recipes import build_run
-    data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment, args.seed)
+    data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment,
+                      args.split_seed)
     test_size = len(data.test) if data.test is not None else 0
     print(f"data: {args.data}: {len(data.train)} training, {len(data.val)} validation and "
           f"{test_size} test images, {data.num_classes} classes ({', '.join(data.classes)})",
@@ -488,8 +495,9 @@ def cmd_evaluate(args):
     if resize is None:
         sys.exit(f"error: {args.checkpoint} does not record the input size it was trained at; "
                  f"pass --resize")
-    # A folder without train/ and val/ is split by the seed, as train did with --seed.
-    seed = (ckpt.get("trainer") or {}).get("seed") or 0
+    # A folder without train/ and val/ is split as train split it (--split-seed, which the
+    # checkpoint records; one from before that flag was split by its --seed).
+    seed = ckpt.get("split_seed", (ckpt.get("trainer") or {}).get("seed")) or 0
     data = _make_data(args.data, args.batch_size, resize, args.root, seed=seed)
     if ckpt.get("class_names") and list(ckpt["class_names"]) != list(data.classes):
         sys.exit(f"error: {args.checkpoint} was trained on {len(ckpt['class_names'])} classes "

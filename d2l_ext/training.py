@@ -676,6 +676,8 @@ class Trainer(d2l.Trainer):
             "state_digest": state_digest(state),
             "class_names": list(getattr(data, "classes", None) or getattr(model, "class_names", None) or []),
             "input_size": list(images.shape[-2:]) if images is not None else None,
+            # which images were training and validation (a split drawn by a seed)
+            "split_seed": getattr(data, "seed", None),
             "history": list(self.history),
             "optimizer": self.optim.state_dict() if self.optim is not None else None,
             "trainer": _plain({k: self.hparams[k] for k in ("max_epochs", "seed", "momentum",

@@ -311,3 +311,24 @@ def test_data_size_table_pairs_each_size_by_seed(tmp_path):
     # 1,000 a class: +4, +4, +5 points, paired: mean 4.3, clear of zero (in bold)
     assert "| ResNeXt18, dropout 0.2/0.4 − baseline CNN | -1.3 [-2.8, +0.1] (3) | – | " \
            "**+4.3 [+2.9, +5.8] (3)** | – |" in table
+
+
+def test_train_seed_is_ablates_seed_and_the_split_has_its_own(tiny_experiment, tmp_path):
+    """``train --seed 1`` is ``ablate``'s seed-1 run of the same recipe: the seed draws the
+    initialization and the batch order, not the images (``--split-seed``, 0 in ablate,
+    recorded in model.pt)."""
+    from d2l_ext.__main__ import main
+    from d2l_ext.training import load_checkpoint
+    E.run_experiment("tiny", seeds=[1], out=tmp_path / "results", root="data", progress="none")
+    record = json.loads((tmp_path / "results" / "tiny" / "cnn__seed1.json").read_text())
+    flags = ["train", "--model", "baseline", "--epochs", "1", "--resize", "16", "--batch-size",
+             "100", "--warmup", "0", "--lr", str(tiny_experiment["lr"]), "--root", "data"]
+    assert main(flags + ["--seed", "1", "--out", str(tmp_path / "a")]) == 0
+    ckpt = load_checkpoint(tmp_path / "a" / "model.pt")
+    assert ckpt["split_seed"] == 0 and ckpt["trainer"]["seed"] == 1
+    assert [(h["train_loss"], h["val_acc"]) for h in ckpt["history"]] == \
+        [(h["train_loss"], h["val_acc"]) for h in record["history"]]
+    assert main(flags + ["--seed", "1", "--split-seed", "1", "--out", str(tmp_path / "b")]) == 0
+    other = load_checkpoint(tmp_path / "b" / "model.pt")
+    assert other["split_seed"] == 1 and other["history"][0]["train_loss"] != \
+        ckpt["history"][0]["train_loss"]           # other training images
