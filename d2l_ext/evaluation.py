@@ -33,8 +33,8 @@ def _runner(model):
     device = _device(model)
     trainer = getattr(model, "trainer", None)
     if (trainer is not None and hasattr(trainer, "prepare_batch")
-            and hasattr(trainer, "_autocast") and getattr(trainer, "device", None) == device):
-        return trainer.prepare_batch, trainer._autocast
+            and hasattr(trainer, "autocast") and getattr(trainer, "device", None) == device):
+        return trainer.prepare_batch, trainer.autocast
     return (lambda batch: (batch[0].to(device), batch[1].to(device))), contextlib.nullcontext
 
 

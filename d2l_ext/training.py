@@ -292,10 +292,12 @@ class Trainer(d2l.Trainer):
         if amp == "bf16" and self.device.type == "cpu" and cpu_has_native_bf16() is False:
             warnings.warn("amp='bf16' on a CPU without native bf16 (AVX512-BF16 or AMX): "
                           "training will be slower than in fp32", stacklevel=2)
+        # d2l.Trainer's own attributes, kept with d2l's meaning for code written against it
+        # (d2l's prepare_model/prepare_batch read gpus; its fit_epoch counts the batches).
         self.gpus = [self.device] if self.device.type == "cuda" else []
+        self.train_batch_idx = self.val_batch_idx = 0
         self.history, self.interrupted = [], False
         self.optim = None
-        self.train_batch_idx = self.val_batch_idx = 0
         self._pending_state = None
         self.before_checkpoint_replace = None
         self.ddp, self._owns_group = None, False
@@ -348,7 +350,7 @@ class Trainer(d2l.Trainer):
         classes to predict), 3 outputs end in torch's 'Target 3 is out of bounds'."""
         was_training = model.training
         model.eval()
-        with self._autocast():
+        with self.autocast():
             outputs = model(X[:1]).shape[-1]
         model.train(was_training)
         classes = getattr(data, "num_classes", None)
@@ -400,7 +402,9 @@ class Trainer(d2l.Trainer):
         """Whether training and evaluation run under bf16 autocast on this device."""
         return self.amp == "bf16" or (self.amp is True and self.device.type == "cuda")
 
-    def _autocast(self):
+    def autocast(self):
+        """The context training and evaluation run under: bf16 autocast where ``bf16`` says,
+        a no-op otherwise (``evaluation`` uses it for a model this Trainer trained)."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _progress(self, model):
@@ -532,7 +536,7 @@ class Trainer(d2l.Trainer):
                 drawn_sum, drawn_seen = total, seen_all
         if self.recompute_bn:
             recompute_bn_statistics(model, self.train_dataloader, self.prepare_batch,
-                                    self._autocast)
+                                    self.autocast)
             if self.ddp is not None:    # each process computed them on its share: one set
                 distributed.average_(_bn_buffers(model))
         val_loss, val_acc = self.evaluate(model, self.val_dataloader)
@@ -604,7 +608,7 @@ class Trainer(d2l.Trainer):
         net = self.ddp if self.ddp is not None else model   # DDP adds the gradients up
         X, y = self.prepare_batch(batch)
         try:
-            with self._autocast():
+            with self.autocast():
                 loss = model.loss(net(X), y)
         except ValueError as e:
             if "Expected more than 1 value per channel" not in str(e):
@@ -639,7 +643,7 @@ class Trainer(d2l.Trainer):
         total = 0
         for batch in loader:
             X, y = self.prepare_batch(batch)
-            with self._autocast():
+            with self.autocast():
                 logits = model(X)
             loss_sum += model.loss(logits.float(), y, averaged=False).sum()
             correct += (logits.argmax(1) == y).sum()

@@ -240,9 +240,9 @@ def test_flip_tta_averages_each_image_with_its_mirror(tiny):
 def test_bf16_autocast_on_the_cpu_is_opt_in(tiny, monkeypatch):
     with pytest.raises(ValueError, match="amp must be True, False or 'bf16', got 'fp16'"):
         Trainer(max_epochs=1, amp="fp16")
-    with Trainer(max_epochs=1, device="cpu")._autocast():
+    with Trainer(max_epochs=1, device="cpu").autocast():
         assert not torch.is_autocast_enabled("cpu")             # the default stays fp32 here
-    with Trainer(max_epochs=1, device="cpu", amp="bf16")._autocast():
+    with Trainer(max_epochs=1, device="cpu", amp="bf16").autocast():
         assert torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
     _, fp32 = fit(tiny, epochs=1, seed=0)
