@@ -334,18 +334,20 @@ def data_size_table(out="results"):
 
 def plot_data_size(out="results", ax=None):
     """Test accuracy against training images a class (log scale), one line per network,
-    the 95% interval of the mean as error bars."""
+    the 95% interval of the mean as error bars (the networks' points slightly apart)."""
     from .plotting import plt
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.6))
-    for label, by_size in _size_rows(out).items():
+    rows = _size_rows(out)
+    for i, (label, by_size) in enumerate(rows.items()):
         points = [(n, *_mean_interval(r["test_accs"])) for n, r in sorted(by_size.items())
                   if r["n"]]
         if not points:
             continue
         xs, ms, hs = zip(*points)
-        ax.errorbar(xs, [100 * m for m in ms], yerr=[100 * (h or 0) for h in hs], label=label,
-                    marker="o", capsize=3)
+        shift = 1 + 0.04 * (i - (len(rows) - 1) / 2)    # side by side, so no bar hides another
+        ax.errorbar([x * shift for x in xs], [100 * m for m in ms],
+                    yerr=[100 * (h or 0) for h in hs], label=label, marker="o", capsize=3)
     ax.set_xscale("log")
     ax.set_xticks(DATA_SIZES, [f"{n:,}" for n in DATA_SIZES])
     ax.minorticks_off()
@@ -450,7 +452,8 @@ def findings_table(out="results", lang="en"):
 
 #: A block of a Markdown page that ``render_docs`` fills with ``results/<name>.md``:
 #: ``<!-- rendered: NAME -->`` ... ``<!-- /rendered -->``.
-RENDERED = re.compile(r"(<!-- rendered: (?P<name>[\w-]+) -->\n).*?(\n<!-- /rendered -->)", re.S)
+RENDERED = re.compile(r"(<!-- rendered: (?P<name>[\w-]+) -->\n)(?:.*?\n)??(<!-- /rendered -->)",
+                      re.S)     # an empty block (a new page's) ends at its own closing marker
 
 
 def render_docs(path, out="results"):
@@ -458,8 +461,8 @@ def render_docs(path, out="results"):
     the page cannot drift from them; returns whether the page changed."""
     path = Path(path)
     text = path.read_text()
-    new = RENDERED.sub(lambda m: m.group(1) + render_table(m.group("name"), out) + m.group(3),
-                       text)
+    new = RENDERED.sub(lambda m: m.group(1) + render_table(m.group("name"), out) + "\n"
+                       + m.group(3), text)
     if new != text:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(new)

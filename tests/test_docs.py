@@ -220,3 +220,13 @@ def test_ddp_scaling_in_package_md_comes_from_its_benchmark_file():
     one, two = runs["1"], runs["2"]
     assert (f"{one['images_per_s']:.0f} images/s with 1 process, {two['images_per_s']:.0f} with 2 "
             f"(gloo), a scaling efficiency of {two['scaling_efficiency']:.2f}") in text
+
+
+def test_an_empty_rendered_block_ends_at_its_own_marker(tmp_path):
+    """A page's new, empty block is filled alone: it does not swallow the block after it."""
+    from d2l_ext import results as R
+    page = tmp_path / "page.md"
+    page.write_text("<!-- rendered: a -->\n<!-- /rendered -->\n\ntext\n\n"
+                    "<!-- rendered: b -->\nold\n<!-- /rendered -->\n")
+    names = [m.group("name") for m in R.RENDERED.finditer(page.read_text())]
+    assert names == ["a", "b"]
