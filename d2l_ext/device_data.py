@@ -2,9 +2,9 @@
 
 ``data.BatchLoader`` builds every batch on the CPU: it gathers the images, converts them to
 float32, augments them and hands them to the Trainer, which copies them to the GPU one batch
-at a time. On a GPU that is the bottleneck (``results/gpu.json``: 12,000-14,000 images/s at
-every image size on an H200, i.e. the host, not the GPU, sets the pace), and it is worse on a
-rented machine or Colab with two vCPUs.
+at a time. On a GPU that is the bottleneck: the host, not the GPU, sets the pace
+(``docs/performance.md`` and ``results/gpu.json`` give the measurements), and it is worse on
+a rented machine or Colab with two vCPUs.
 
 ``DeviceBatchLoader`` removes the host from the loop:
 

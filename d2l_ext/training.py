@@ -906,8 +906,8 @@ def recompute_bn_statistics(model, loader, prepare_batch=lambda b: b, autocast=N
     evaluation uses ``running_mean``/``running_var``, an exponential average (momentum 0.1)
     of past batches, taken while the weights were changing. With 16 steps an epoch (500
     images, batch 32) that average still mixes in the random initial weights after the first
-    epoch: the 3-stage net's validation loss was 95 after one epoch, the 5-stage net's
-    13,234, while the same weights with recomputed statistics gave 1.7-2.3. This pass runs
+    epoch, and the validation loss can be orders of magnitude off (notebook 4, §4.3, measures
+    it). This pass runs
     up to ``max_batches`` training batches through the model with batch norm in training
     mode (every other layer, dropout included, in eval mode, as at test time), averaging the
     statistics with equal weights (Wu and Johnson, "Rethinking 'Batch' in BatchNorm", 2021,
