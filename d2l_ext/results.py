@@ -325,8 +325,11 @@ def data_size_table(out="results"):
         "accuracy at the end). Each network at the rate `lr-sweep` chose with 100 images a class. "
         f"Epochs by images a class: {epochs} (60 · √(100/n)). Validation (200 a class) and test "
         "(1,000 a class) are the same at every size; each larger training set holds the "
-        "smaller ones. Differences: points, paired by seed, 95% interval (seeds); in bold "
-        "where the interval is clear of zero. " + CONVENTION + " Regenerate: `python -m "
+        "smaller ones. Differences: the mean of the per-seed differences, in points, with its "
+        "paired 95% t interval (seeds), in bold where the interval is clear of zero; one that "
+        "contains 0 means no difference was detected, and its ends say how large one could "
+        "still be. Intervals cover seed noise only: each training set is one fixed draw. "
+        "Regenerate: `python -m "
         "d2l_ext ablate data-size` (100 a class copies the runs of the tables above; the "
         f"rest took about "
         f"{minutes:.0f} min on 1 thread of a 2-core CPU).")
