@@ -514,3 +514,17 @@ def test_performance_cpu_budget_tries_are_described_by_their_commands():
             in PERFORMANCE
     assert "over the budget, which is why the recipe has 7" in PERFORMANCE
     assert constant("recipes", "RECIPES")["full-cpu10min"]["epochs"] == 7
+
+
+def test_package_one_against_two_processes_comes_from_the_logs():
+    """docs/package.md's 1- and 2-process accuracies are the ones the two logs end with."""
+    import re
+    text = (ROOT / "docs" / "package.md").read_text()
+    accs = []
+    for name, start in (("1-process", "python -m d2l_ext train --seed 0"),
+                        ("2-processes", "torchrun --standalone")):
+        log = (RESULTS / "ddp_accuracy" / f"{name}.log").read_text()
+        assert log.startswith(start)
+        accs.append(100 * float(re.search(r"test accuracy: ([0-9.]+) \(5000 images", log).group(1)))
+    assert (f"**{accs[0]:.2f}% test accuracy\nwith 1 process, {accs[1]:.2f}% with 2**, "
+            f"{accs[0] - accs[1]:.2f} points apart") in text
