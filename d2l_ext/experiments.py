@@ -27,12 +27,14 @@ from .data import AUGMENTATIONS
 from .evaluation import accuracy
 from .complexity import counted_flops
 from .models import CARDINALITY_TEMPLATES, count_parameters
-from .recipes import DATA_SIZES, LR_EXTENDED, LR_GRID, RECIPES, build_run, recipe_data
+from .recipes import (DATA_SIZE_RECIPES, DATA_SIZES, LR_EXTENDED, LR_GRID, RECIPES,
+                      build_run, recipe_data)
 from .training import clamp_warmup, release_lock, remove_litter, take_lock
 
-__all__ = ["EXPERIMENTS", "GROUPS", "NETWORKS", "TEMPLATE_NETWORKS", "SWEEPS", "REPORT", "run_experiment", "estimate_experiment",
-           "seconds_per_batch", "load_results", "selected_lr", "network_of", "row_seeds",
-           "sweep_extension", "sweep_rows"]
+__all__ = ["EXPERIMENTS", "GROUPS", "NETWORKS", "TEMPLATE_NETWORKS", "SWEEPS", "REPORT",
+           "run_experiment", "estimate_experiment", "seconds_per_batch", "load_results",
+           "selected_lr", "network_of", "sweep_of", "row_seeds", "sweep_extension",
+           "sweep_rows"]
 
 _R = lambda stages, dropout=(0.2, 0.4): dict(model="resnext", stages=stages,  # noqa: E731
                                              dropout=list(dropout))
@@ -98,8 +100,7 @@ EXPERIMENTS = {
     "cardinality-lr-sweep": ("5class", _sweep_grid(TEMPLATE_NETWORKS)),
     "cardinality": ("5class", [(name, config) for name, config in
                                zip(CARDINALITY_TEMPLATES, TEMPLATE_NETWORKS.values())]),
-    **{f"data-size-{n}": ("5class" if n == 100 else f"5class-{n}", DATA_SIZE_ROWS)
-       for n in DATA_SIZES},
+    **{f"data-size-{n}": (DATA_SIZE_RECIPES[n], DATA_SIZE_ROWS) for n in DATA_SIZES},
     "full": ("full", [("ResNeXt18, 10 classes", _R(3))]),
     "full-cpu10min": ("full-cpu10min", [("ResNeXt18, 10 classes, 10 CPU minutes", _R(3))]),
 }
@@ -136,7 +137,7 @@ REPORT = {
     "stages": {"3 stages": 0.678, "4 stages": 0.650, "5 stages": 0.578},
 }
 
-#: Experiments whose rows take their network's learning rate from ``lr-sweep``.
+#: Experiments whose rows take their network's learning rate from its sweep (``sweep_of``).
 SWEPT = {"dropout-4stages", "dropout-3stages", "stages", "stages-no-dropout", "baselines",
          "stages-64px", "cardinality", *(f"data-size-{n}" for n in DATA_SIZES)}
 

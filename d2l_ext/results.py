@@ -14,12 +14,11 @@ from . import stats
 from .experiments import EXPERIMENTS, REPORT, SWEEPS, SWEPT, network_of, sweep_of
 from .experiments import load_results as _read_records
 
-from .recipes import DATA_SIZES, LR_EXTENDED, RECIPES
+from .recipes import DATA_SIZE_RECIPES, DATA_SIZES, LR_EXTENDED, RECIPES
 
 __all__ = ["summarize", "compare_rows", "markdown_table", "differences_table",
            "lr_sweep_table", "data_size_table", "plot_data_size", "findings_table",
-           "plot_experiment", "render_table", "render_docs",
-           "render_all",
+           "plot_experiment", "render_table", "render_docs", "render_all",
            "CONVENTION"]
 
 #: Said once, under every table of differences.
@@ -316,8 +315,7 @@ def data_size_table(out="results"):
                     f"{100 * c.diff:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] ({c.n})")
             cells.append(f"**{text}**" if c is not None and c.clear_of_zero else text)
         lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
-    epochs = ", ".join(f"{n:,}: {RECIPES['5class' if n == 100 else f'5class-{n}']['epochs']}"
-                       for n in DATA_SIZES)
+    epochs = ", ".join(f"{n:,}: {RECIPES[DATA_SIZE_RECIPES[n]]['epochs']}" for n in DATA_SIZES)
     minutes = sum(sum(r.get("seconds", 0) for r in load_results(f"data-size-{n}", out)
                       if "copied_from" not in r) for n in DATA_SIZES[1:]) / 60
     return "\n".join(lines) + (
