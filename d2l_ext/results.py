@@ -156,7 +156,8 @@ def markdown_table(experiment, out="results"):
         lines.append(line)
     recipe = dict(RECIPES[recipe_name])
     if experiment in SWEPT:     # the recipe's own lr is not used: each row has its network's
-        sweeps = sorted({sweep_of(network_of(c)) for _, c in EXPERIMENTS[experiment][1]})
+        sweeps = sorted({SWEPT[experiment] or sweep_of(network_of(c))
+                         for _, c in EXPERIMENTS[experiment][1]})
         recipe["lr"] = f"each network's, from {' and '.join(sweeps)}"
     lines += ["", f"Recipe `{recipe_name}`: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
               + f". Regenerate: `python -m d2l_ext ablate {experiment}` ({cost(experiment, out)})."]
@@ -200,7 +201,7 @@ def lr_sweep_table(out="results", sweep="lr-sweep"):
     for name in SWEEPS[sweep]:
         cells, chosen = [], None
         try:
-            chosen = selected_lr(name, out)
+            chosen = selected_lr(name, out, sweep)
         except FileNotFoundError:
             pass
         for lr in rates:
