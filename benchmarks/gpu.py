@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from d2l_ext import FashionMNIST                                  # noqa: E402
 from d2l_ext.recipes import RECIPES, TRAIN_LR, build_run          # noqa: E402
 from d2l_ext.models import build_model                            # noqa: E402
-from d2l_ext.training import Trainer, model_from_checkpoint       # noqa: E402
+from d2l_ext import Trainer, model_from_checkpoint       # noqa: E402
 
 
 def check_training(root, report):

@@ -22,4 +22,5 @@ if not _d2l.__version__.startswith("1."):   # d2l-zh's 0.17.x: train_ch6, no Cla
 from .models import (ResNeXtBlock, ResNeXt, ResNeXt18, ResNet18, BaselineCNN,
                      REPORT_ARCHS, count_parameters)
 from .data import FashionMNIST, FashionMNIST5, ImageFolderData
-from .training import Trainer, resolve_device, load_checkpoint, model_from_checkpoint
+from .training import Trainer, resolve_device
+from .checkpoints import load_checkpoint, model_from_checkpoint

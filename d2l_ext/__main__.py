@@ -211,7 +211,7 @@ class _OutFolder:
         self.lock = self.path / "train.lock"
 
     def __enter__(self):
-        from .training import remove_litter, take_lock
+        from .locks import remove_litter, take_lock
         self._make()
         holder = take_lock(self.lock)
         if holder is not None:
@@ -254,7 +254,7 @@ class _OutFolder:
                 break
 
     def __exit__(self, *exc):
-        from .training import release_lock
+        from .locks import release_lock
         release_lock(self.lock)
         self._remove_created()
         return False
@@ -265,13 +265,13 @@ class _OutFolder:
 
     def held(self):
         """What model.pt holds now, read from the file (``describe_saved``)."""
-        from .training import describe_saved
+        from .checkpoints import describe_saved
         return describe_saved(self.model, self.trainer.history if self.trainer else [])
 
     def keep(self, title):
         """(whether model.pt is this run's and curves.png was drawn for it, one clause
         saying what --out holds). A failed drawing is said, not raised."""
-        from .training import saved_epochs
+        from .checkpoints import saved_epochs
         epochs, ours = saved_epochs(self.model, self.trainer.history if self.trainer else [])
         if not ours:
             return False, self.held()
@@ -286,14 +286,14 @@ def _save_curves(history, path, title):
     """curves.png through a temporary file and a rename (a Ctrl-C or a full disk leaves no
     half-written PNG); the temporary file goes on every path."""
     from .plotting import plot_history, plt
-    from .training import _write_failure
+    from .checkpoints import write_failure
     ax = plot_history(history, title=title)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
         ax[0].figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
         os.replace(tmp, path)
     except OSError as e:
-        raise OSError(_write_failure(path, e)) from None
+        raise OSError(write_failure(path, e)) from None
     finally:
         plt.close(ax[0].figure)
         tmp.unlink(missing_ok=True)
@@ -483,7 +483,7 @@ def _follow_run(trainer, model, data):
 
 def cmd_evaluate(args):
     from .evaluation import accuracy
-    from .training import load_checkpoint, model_from_checkpoint
+    from .checkpoints import load_checkpoint, model_from_checkpoint
     _check_numbers(args, {"batch_size": _POSITIVE, "resize": _SIZE})
     device = _check_device(args.device)
     try:

@@ -29,7 +29,8 @@ from .complexity import counted_flops
 from .models import CARDINALITY_TEMPLATES, count_parameters
 from .recipes import (DATA_SIZE_RECIPES, DATA_SIZES, LR_EXTENDED, LR_GRID, RECIPES,
                       build_run, recipe_data)
-from .training import clamp_warmup, release_lock, remove_litter, take_lock
+from .locks import release_lock, remove_litter, take_lock
+from .training import clamp_warmup
 
 __all__ = ["EXPERIMENTS", "GROUPS", "NETWORKS", "TEMPLATE_NETWORKS", "TEMPLATE_PAIR", "SWEEPS", "REPORT",
            "run_experiment", "estimate_experiment", "seconds_per_batch", "load_results",
@@ -333,7 +334,7 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
 def _claim(path):
     """A lock file beside ``path`` holding this process's PID and host, or None if a live
     process holds it: two ``ablate`` calls (say, one per CPU core) share an experiment's
-    runs. A lock left by a process that died is taken over (``training.take_lock``)."""
+    runs. A lock left by a process that died is taken over (``locks.take_lock``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
     return lock if take_lock(lock) is None else None

@@ -68,7 +68,7 @@ def test_workers_on_two_hosts_share_an_experiment_and_a_dead_ones_run_is_taken_o
         tiny, tmp_path, monkeypatch):
     """A lock of another host (a shared filesystem) holds its run while it is fresh; once
     its holder has stopped touching it for LOCK_STALE_S (a SIGKILL there), it is taken over."""
-    from d2l_ext import training
+    from d2l_ext import locks
     path = tmp_path / "tiny" / "cnn__seed0.json"
     lock = path.with_name(path.name + ".lock")
     lock.parent.mkdir()
@@ -77,7 +77,7 @@ def test_workers_on_two_hosts_share_an_experiment_and_a_dead_ones_run_is_taken_o
     assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
                             progress="none", log=log.append) == []
     assert log[-1] == "[tiny] cnn seed 0: being trained by another process"
-    old = time.time() - training.LOCK_STALE_S - 5       # it stopped touching its lock
+    old = time.time() - locks.LOCK_STALE_S - 5       # it stopped touching its lock
     os.utime(lock, (old, old))
     assert E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
                             progress="none", log=log.append) == [path]
@@ -85,15 +85,15 @@ def test_workers_on_two_hosts_share_an_experiment_and_a_dead_ones_run_is_taken_o
 
 
 def test_a_held_lock_is_kept_fresh_until_released(tmp_path, monkeypatch):
-    from d2l_ext import training
-    monkeypatch.setattr(training, "LOCK_STALE_S", 0.4)   # beats every 0.1 s
-    monkeypatch.setattr(training, "_heartbeat", None)    # a heartbeat that reads it
+    from d2l_ext import locks
+    monkeypatch.setattr(locks, "LOCK_STALE_S", 0.4)   # beats every 0.1 s
+    monkeypatch.setattr(locks, "_heartbeat", None)    # a heartbeat that reads it
     lock = tmp_path / "run.lock"
-    assert training.take_lock(lock) is None
+    assert locks.take_lock(lock) is None
     os.utime(lock, (0, 0))                               # as if untouched since 1970
     deadline = time.time() + 5
     while lock.stat().st_mtime == 0 and time.time() < deadline:
         time.sleep(0.05)
     assert lock.stat().st_mtime > time.time() - 5        # touched again by the heartbeat
-    training.release_lock(lock)
-    assert not lock.exists() and lock not in training._held_locks
+    locks.release_lock(lock)
+    assert not lock.exists() and lock not in locks._held_locks

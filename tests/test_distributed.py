@@ -19,7 +19,7 @@ from image_folders import write_image_folder
 from d2l_ext.__main__ import main
 from d2l_ext.data import BatchLoader, TensorDataModule, TensorImages, batch_bounds
 from d2l_ext.models import build_model
-from d2l_ext.training import load_checkpoint, state_digest
+from d2l_ext.checkpoints import load_checkpoint, state_digest
 
 
 # --- the shards (pure: no processes) ------------------------------------------------------

@@ -338,7 +338,7 @@ def test_train_seed_is_ablates_seed_and_the_split_has_its_own(tiny_experiment, t
     initialization and the batch order, not the images (``--split-seed``, 0 in ablate,
     recorded in model.pt)."""
     from d2l_ext.__main__ import main
-    from d2l_ext.training import load_checkpoint
+    from d2l_ext.checkpoints import load_checkpoint
     E.run_experiment("tiny", seeds=[1], out=tmp_path / "results", root="data", progress="none")
     record = json.loads((tmp_path / "results" / "tiny" / "cnn__seed1.json").read_text())
     flags = ["train", "--model", "baseline", "--epochs", "1", "--resize", "16", "--batch-size",

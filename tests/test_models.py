@@ -189,7 +189,7 @@ def test_a_few_cpu_steps_lower_the_loss(make):
 def test_one_registry_builds_names_and_rebuilds_every_model(tmp_path):
     from d2l_ext.models import MODELS, build_model
     from d2l_ext.recipes import RECIPES, build_run
-    from d2l_ext.training import Trainer, model_from_checkpoint
+    from d2l_ext import Trainer, model_from_checkpoint
     assert list(MODELS) == ["resnext", "resnet18", "baseline"]
     assert set(MODELS["resnext"].settings) == {"stages", "dropout", "dropout_placement",
                                                "cardinality", "width_per_group"}
@@ -348,7 +348,7 @@ def test_numbers_that_do_not_fit_together_are_one_line_errors_naming_both(make, 
 
 @pytest.mark.parametrize("name", list(CARDINALITY_TEMPLATES))
 def test_templates_build_c_groups_in_every_stage_and_come_back_from_a_checkpoint(name, tmp_path):
-    from d2l_ext.training import Trainer, model_from_checkpoint
+    from d2l_ext import Trainer, model_from_checkpoint
     C, d = CARDINALITY_TEMPLATES[name]["cardinality"], CARDINALITY_TEMPLATES[name]["width_per_group"]
     assert name == f"{C}x{d}d"
     m = built(ResNeXt18(**CARDINALITY_TEMPLATES[name]), torch.randn(2, 1, 32, 32))

@@ -29,8 +29,9 @@ from d2l_ext.data import TensorImages
 from image_folders import write_image_folder
 from d2l_ext.evaluation import confusion_matrix, predict, predictions
 from d2l_ext.models import build_model
-from d2l_ext.training import (clamp_warmup, describe_saved, load_checkpoint, remove_litter,
-                              saved_epochs, take_lock)
+from d2l_ext.checkpoints import describe_saved, load_checkpoint, saved_epochs
+from d2l_ext.locks import remove_litter, take_lock
+from d2l_ext.training import clamp_warmup
 
 CHILD = r"""
 import os, sys, time
