@@ -94,9 +94,9 @@ class Trainer(d2l.Trainer):
     ``amp`` (True: bf16 autocast on CUDA, fp32 on the CPU; ``"bf16"``: bf16 autocast on the
     CPU too, about 1.3-1.8x faster on CPUs with native bf16 such as AVX512-BF16 or AMX, slower
     on others; False: fp32), ``seed`` (same seed, same loss curve on the CPU),
-    ``momentum``/``weight_decay``/``schedule`` ('cosine' or None; when all are left at
-    their defaults the model's own ``configure_optimizers`` is used, as in d2l),
-    ``warmup`` (epochs of linear learning-rate warm-up before the schedule),
+    ``momentum``/``weight_decay`` (either one set: SGD with them; both 0: the model's own
+    ``configure_optimizers``, as in d2l), ``schedule`` ('cosine' or None) and ``warmup``
+    (epochs of linear learning-rate warm-up before it), applied to whichever optimizer,
     ``recompute_bn`` (see ``recompute_bn_statistics``), ``progress`` ('auto', 'notebook',
     'terminal', 'none'), ``points_per_epoch`` (how often the train loss is read back and
     drawn), ``checkpoint`` (a path written after every finished epoch), ``sync_bn``
@@ -181,7 +181,29 @@ class Trainer(d2l.Trainer):
             X = X.contiguous(memory_format=torch.channels_last)
         return X, y.to(self.device, non_blocking=True)
 
+    @staticmethod
+    def check_model(model):
+        """A ``TypeError`` for a model this loop would train wrongly without a word.
+
+        The loop computes ``model.loss(model(X), y)`` itself and evaluates with
+        ``model.loss(..., averaged=False)`` (d2l's ``training_step`` would call ``plot``, a
+        host sync every batch): it trains a ``d2l.Classifier`` or a model with the same
+        ``loss``, and it cannot honour a ``training_step`` or ``validation_step`` of the
+        model's own, so such a model is refused rather than trained as if it had none."""
+        if not callable(getattr(model, "loss", None)):
+            raise TypeError(f"{type(model).__name__} has no loss(y_hat, y): Trainer trains "
+                            f"d2l.Classifier models (or models with the same loss method)")
+        for name in ("training_step", "validation_step"):
+            own = getattr(type(model), name, None)
+            if own is not None and own not in (getattr(d2l.Module, name),
+                                               getattr(d2l.Classifier, name)):
+                raise TypeError(f"{type(model).__name__} defines its own {name}, which "
+                                f"d2l_ext.Trainer does not call (it computes "
+                                f"model.loss(model(X), y) itself): move that logic into loss() "
+                                f"or forward(), or train it with d2l.Trainer")
+
     def prepare_model(self, model):
+        self.check_model(model)
         model.trainer = self
         if self.device.type == "cuda":     # fixed batch shapes: let cuDNN pick its fastest
             torch.backends.cudnn.benchmark = True   # kernels (grouped convs vary most)
@@ -232,12 +254,12 @@ class Trainer(d2l.Trainer):
                              f"the data has a label {top}: it needs num_classes > {top}")
 
     def configure_optimizers(self, model):
-        """The optimizer (the model's own, as in d2l, when momentum, weight decay, schedule
-        and warm-up are all off; else SGD with Nesterov momentum). No scheduler object: the
-        learning rate of each epoch is ``lr_factor(epoch)`` times the optimizer's base lr,
-        set before the epoch, so a resumed run follows the new ``max_epochs`` exactly."""
-        if (self.momentum == 0 and self.weight_decay == 0 and self.schedule is None
-                and self.warmup == 0):
+        """The optimizer: the model's own, as in d2l, unless ``momentum`` or ``weight_decay``
+        is set, which asks for SGD with (Nesterov) momentum and weight decay. The warm-up and
+        schedule apply to either: no scheduler object, the learning rate of each epoch is
+        ``lr_factor(epoch)`` times each parameter group's base lr, set before the epoch, so
+        a resumed run follows the new ``max_epochs`` exactly."""
+        if self.momentum == 0 and self.weight_decay == 0:
             optim = model.configure_optimizers()
         else:
             optim = torch.optim.SGD(model.parameters(), lr=model.lr, momentum=self.momentum,

@@ -80,6 +80,32 @@ def test_a_resumed_cosine_schedule_follows_the_new_max_epochs(tiny, tmp_path):
     assert all(lr > 0 for lr in lrs) and lrs[2:] == sorted(lrs[2:], reverse=True)
 
 
+def test_the_schedule_applies_to_the_models_own_optimizer(tiny):
+    """Momentum and weight decay 0: the model's ``configure_optimizers`` (here Adam) is kept,
+    and warm-up and cosine set its learning rate each epoch, as they would SGD's."""
+    class AdamCNN(BaselineCNN):
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=self.lr)
+    trainer = Trainer(max_epochs=3, warmup=1, schedule="cosine", progress="none", seed=0)
+    trainer.fit(AdamCNN(lr=0.01, num_classes=5), tiny)
+    assert isinstance(trainer.optim, torch.optim.Adam)
+    assert [h["lr"] for h in trainer.history] == pytest.approx([0.01, 0.01, 0.005])
+    sgd = Trainer(max_epochs=1, momentum=0.9, progress="none")
+    sgd.fit(AdamCNN(lr=0.01, num_classes=5), tiny)               # momentum asks for SGD
+    assert isinstance(sgd.optim, torch.optim.SGD) and sgd.optim.defaults["nesterov"]
+
+
+def test_a_model_with_its_own_training_step_is_refused(tiny):
+    """The loop computes ``model.loss(model(X), y)`` itself: a ``training_step`` of the
+    model's own would be skipped without a word, so such a model is refused, by name."""
+    class Custom(BaselineCNN):
+        def training_step(self, batch):
+            return super().training_step(batch) * 2
+    with pytest.raises(TypeError, match=r"^Custom defines its own training_step, which "
+                                        r"d2l_ext.Trainer does not call"):
+        Trainer(max_epochs=1, progress="none").fit(Custom(lr=0.1, num_classes=5), tiny)
+    T.Trainer.check_model(BaselineCNN(lr=0.1))     # d2l's own steps: accepted
+
 def test_batch_norm_statistics_are_recomputed_before_evaluation(tiny):
     """The epoch-1 spike: running averages lag the weights when an epoch is a few steps."""
     _, stale = fit(tiny, epochs=1, seed=0, momentum=0.9, recompute_bn=False)
