@@ -24,3 +24,4 @@ from .models import (ResNeXtBlock, ResNeXt, ResNeXt18, ResNet18, BaselineCNN,
 from .data import FashionMNIST, FashionMNIST5, ImageFolderData
 from .training import Trainer, resolve_device
 from .checkpoints import load_checkpoint, model_from_checkpoint
+from .paths import notebook_setup

@@ -349,11 +349,22 @@ class FashionMNIST(TensorDataModule):
     ``test`` is the official test file, read once at the end of a run. With the defaults:
     55,000 / 5,000 / 10,000 images.
 
-    Inputs are normalized with the training set's mean and std (0.2860, 0.3530);
-    ``augment=True`` adds random crops and flips to training batches,
-    ``augment="crop-flip-erase"`` random erasing as well. ``classes`` keeps a subset of the
-    ten labels (relabelled 0..k-1 in the given order) and ``train_per_class`` a seeded,
-    stratified subset of the training images (the rest of the file, less ``val``, is unused).
+    Inputs are normalized with the training set's mean and std (0.2860, 0.3530).
+
+    Args:
+        batch_size: images per batch (the global batch under torchrun).
+        resize: an int or (height, width); at least 16 pixels.
+        root: where torchvision's layout is looked for and downloaded to; Debian's copy is
+            tried second (``load_fashion_mnist``).
+        num_workers: kept for d2l's signature; batches are cut from tensors in memory.
+        augment: False; True or 'crop-flip': random crops and flips of training batches;
+            'crop-flip-erase': random erasing as well.
+        classes: a subset of the ten names, relabelled 0..k-1 in the given order.
+        train_per_class: a seeded, stratified subset of the training images (the rest of
+            the file, less ``val``, is unused); None: all.
+        val_per_class: images a class held out of the training file for ``val``.
+        seed: which images go to ``train`` and ``val`` (not the batch order: the Trainer's).
+        download: whether a download through torchvision is the last resort.
     """
 
     MEAN, STD = (0.2860,), (0.3530,)
@@ -548,6 +559,17 @@ class ImageFolderData(TensorDataModule):
     ``min_size`` pixels on a side, the same file (by real path) in two classes or two
     splits. Files that are not images by their name are skipped with a warning naming them.
     Normalization uses the training images' own mean/std.
+
+    Args:
+        root: the folder (see above for its layouts).
+        batch_size: images per batch.
+        resize: an int or (height, width) every image is resized to.
+        channels: 3 (RGB) or 1 (grayscale).
+        val_fraction: the share of each class held out for ``val`` when there is no ``val/``.
+        seed: which images that share is (seeded, stratified).
+        augment: as ``FashionMNIST``'s.
+        min_size: the smallest image side accepted, in pixels.
+        num_workers: kept for d2l's signature; every image is decoded once, up front.
     """
 
     def __init__(self, root, batch_size=32, resize=(64, 64), channels=3, val_fraction=0.2,

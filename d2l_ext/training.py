@@ -90,44 +90,43 @@ def cpu_has_native_bf16():
 class Trainer(d2l.Trainer):
     """Used as d2l's: ``Trainer(max_epochs=10).fit(model, data)``; see the module docstring.
 
-    Beyond d2l's arguments: ``device`` ('auto', 'cpu', 'cuda', ...), ``channels_last``,
-    ``amp`` (True: bf16 autocast on CUDA, fp32 on the CPU; ``"bf16"``: bf16 autocast on the
-    CPU too, about 1.3-1.8x faster on CPUs with native bf16 such as AVX512-BF16 or AMX, slower
-    on others; False: fp32), ``seed`` (same seed, same loss curve on the CPU),
-    ``momentum``/``weight_decay`` (either one set: SGD with them; both 0: the model's own
-    ``configure_optimizers``, as in d2l), ``schedule`` ('cosine' or None) and ``warmup``
-    (epochs of linear learning-rate warm-up before it), applied to whichever optimizer,
-    ``recompute_bn`` (see ``recompute_bn_statistics``), ``progress`` ('auto', 'notebook',
-    'terminal', 'none'), ``points_per_epoch`` (how often the train loss is read back and
-    drawn), ``checkpoint`` (a path written after every finished epoch), ``sync_bn``
-    (data-parallel runs only, below).
+    Args:
+        max_epochs: epochs each ``fit`` trains.
+        num_gpus, gradient_clip_val: as in d2l (``num_gpus > 0`` asks for CUDA).
+        device: 'auto' (CUDA if present), 'cpu', 'cuda', 'cuda:1', ... (``resolve_device``).
+        channels_last: NHWC memory for the convolutions (about 1.3x on a CPU).
+        amp: True: bf16 autocast on CUDA, fp32 on the CPU; 'bf16': on the CPU too (faster
+            only with native bf16, AVX512-BF16 or AMX); False: fp32 everywhere.
+        seed: initialization, batch order and dropout (same seed, same curve on the CPU).
+        momentum, weight_decay: either one set: SGD with Nesterov momentum and weight decay;
+            both 0: the model's own ``configure_optimizers``, as in d2l.
+        schedule: 'cosine' or None, applied to whichever optimizer (``lr_factor``).
+        warmup: epochs of linear warm-up before the schedule, in [0, max_epochs).
+        recompute_bn: batch norm statistics recomputed before each evaluation
+            (``recompute_bn_statistics``).
+        progress: 'auto', 'notebook' (the live board), 'terminal' (tqdm) or 'none'.
+        points_per_epoch: how often the training loss is read back and drawn.
+        checkpoint: a path written (atomically) after every finished epoch.
+        sync_bn: data-parallel runs only: ``SyncBatchNorm`` (GPUs only in torch).
 
     Data-parallel (started by ``torchrun``, whose ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` it
-    finds): ``fit`` sets up the process group (``distributed.init``; ``close`` or the
-    program's exit tears it down), materializes the lazy layers, then wraps the model in
-    ``DistributedDataParallel``. The data's ``batch_size`` is the *global* batch: each of the
-    N processes trains on its share of every step of the single-process epoch
-    (``distributed.epoch_shares``). Batch norm normalizes with each process's own share by
-    default, as torchvision's reference recipes do (``--sync-bn`` off): it costs no
-    communication per layer, and the shares of a step are the batch a 1-process run would
-    split anyway; ``sync_bn=True`` uses ``SyncBatchNorm`` (GPUs only in torch). The
-    statistics recomputed before evaluation are averaged over the processes, validation
-    and test sums are added over them, so every process holds the same model and numbers;
-    only rank 0 draws, prints and writes the checkpoint (the unwrapped model's weights, so
-    a checkpoint of N processes resumes with any number).
+    finds): ``fit`` sets up the process group, materializes the lazy layers, then wraps the
+    model in ``DistributedDataParallel``. The data's ``batch_size`` is the *global* batch:
+    each of the N processes trains on its share of every step of the single-process epoch
+    (``distributed.epoch_shares``). Batch norm normalizes with each process's share by
+    default, as torchvision's reference recipes do: no communication per layer. Recomputed
+    statistics are averaged and evaluation sums added over the processes, so every process
+    holds the same model and numbers; only rank 0 draws, prints and writes the checkpoint
+    (the unwrapped model's weights: it resumes with any number of processes).
 
-    As in d2l, each ``fit`` trains ``max_epochs`` epochs from a fresh optimizer and
-    schedule; to go on from a checkpoint, call ``restore`` first (the next ``fit`` then
-    continues at the epoch after the checkpoint's last, on the schedule of this
-    Trainer's ``max_epochs``). ``fit`` reports on the data's ``val`` split; ``test`` reads
-    the test split, once, when the run is over.
-
-    A run that diverges ends with a ``FloatingPointError`` naming the epoch: a training
-    loss that is not finite or above ``max_train_loss``, or a validation loss or accuracy
-    that is not finite. The epoch is not kept: the checkpoint still holds the last finite
-    epoch. ``before_checkpoint_replace`` (a callable, or None) runs after each checkpoint is
-    written to its temporary file and before it replaces the old one: the command line
-    removes a ``curves.png`` of another run there, so that the two files never disagree.
+    As in d2l, each ``fit`` trains ``max_epochs`` epochs from a fresh optimizer; to go on
+    from a checkpoint, call ``restore`` first. ``fit`` reports on the data's ``val`` split;
+    ``test`` reads the test split once, when the run is over. A run that diverges ends with
+    a ``FloatingPointError`` naming the epoch (a training loss not finite or above
+    ``max_train_loss``, a validation loss or accuracy not finite); the checkpoint keeps the
+    last finite epoch. ``before_checkpoint_replace`` (a callable, or None) runs between a
+    checkpoint's temporary file and its rename: the command line removes another run's
+    ``curves.png`` there, so that the two files never disagree.
     """
 
     #: A mean training loss above this ends the run as diverged. Cross-entropy starts near

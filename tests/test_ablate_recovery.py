@@ -17,6 +17,7 @@ def tiny(monkeypatch):
 
 
 @pytest.mark.parametrize("content", ["", '{"experiment": "tiny", "conf', "null"])
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_an_empty_or_cut_short_result_file_is_named_and_the_run_redone(tiny, tmp_path,
                                                                        content):
     path = tmp_path / "tiny" / "cnn__seed0.json"
@@ -34,6 +35,7 @@ def test_an_empty_or_cut_short_result_file_is_named_and_the_run_redone(tiny, tmp
     assert "done already" in log[-1]
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_redone(tiny, tmp_path, capsys):
     path = tmp_path / "tiny" / "cnn__seed0.json"
     recipe, _ = E._run_recipe("tiny")
@@ -47,6 +49,7 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_redone(tiny, tmp_pat
     assert f"moved it to {bad}" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_an_error_that_is_not_the_files_leaves_the_checkpoint_alone(tiny, tmp_path,
                                                                     monkeypatch):
     path = tmp_path / "tiny" / "cnn__seed0.json"
@@ -64,6 +67,7 @@ def test_an_error_that_is_not_the_files_leaves_the_checkpoint_alone(tiny, tmp_pa
     assert checkpoint.read_bytes() == b"hours of training"
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_workers_on_two_hosts_share_an_experiment_and_a_dead_ones_run_is_taken_over(
         tiny, tmp_path, monkeypatch):
     """A lock of another host (a shared filesystem) holds its run while it is fresh; once

@@ -10,7 +10,7 @@ from d2l_ext.plotting import TrainingBoard, plot_history
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(offline_fashion_mnist):
     """4 epochs of the baseline on 100 images at 16x16, drawn on the notebook board."""
     data = FashionMNIST5(batch_size=25, resize=16, train_per_class=20, root="/nonexistent",
                          download=False)

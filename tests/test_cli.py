@@ -112,6 +112,7 @@ def test_evaluate_on_files_that_are_not_checkpoints_names_the_file(tmp_path):
     assert run.stderr.strip().startswith(f"error: {tmp_path / 'empty.pt'} is not a readable")
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_a_run_that_diverges_ends_with_one_line(tmp_path, monkeypatch):
     def diverge(self):
         raise FloatingPointError(f"training loss became nan in epoch {self.epoch + 1} (lr 5)")

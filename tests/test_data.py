@@ -9,16 +9,12 @@ from PIL import Image
 import d2l_ext.data as D
 from d2l_ext import FashionMNIST, FashionMNIST5, ImageFolderData
 
-needs_debian = pytest.mark.skipif(not D.DEBIAN_FASHION_MNIST.is_dir(),
-                                  reason="apt-get install dataset-fashion-mnist")
-
-
 @pytest.fixture(scope="module")
-def five():
+def five(offline_fashion_mnist):
     return FashionMNIST5(root="/nonexistent", download=False)
 
 
-@needs_debian
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_fashion_mnist_from_the_debian_copy(tmp_path):
     data = FashionMNIST(batch_size=256, root=tmp_path, download=False)
     assert data.source == str(D.DEBIAN_FASHION_MNIST)
@@ -33,7 +29,7 @@ def test_fashion_mnist_from_the_debian_copy(tmp_path):
     assert abs(full.mean().item()) < 0.02 and abs(full.std().item() - 1) < 0.02
 
 
-@needs_debian
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_torchvision_layout_under_root_comes_first(tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
@@ -58,7 +54,6 @@ def test_no_data_anywhere_names_the_three_ways(tmp_path, monkeypatch):
     assert "Error downloading" in message
 
 
-@needs_debian
 def test_five_class_preset_has_three_disjoint_splits(five):
     assert five.classes == ['t-shirt', 'pullover', 'dress', 'coat', 'shirt']
     assert torch.bincount(five.train.labels).tolist() == [100] * 5
@@ -80,7 +75,7 @@ def test_five_class_preset_has_three_disjoint_splits(five):
     assert torch.equal(other.test.images, five.test.images)
 
 
-@needs_debian
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_split_sizes_that_do_not_fit_are_named():
     with pytest.raises(ValueError, match="class 't-shirt' has 6000 training images: too few "
                                          "for train_per_class=5900 and val_per_class=200"):
@@ -89,7 +84,6 @@ def test_split_sizes_that_do_not_fit_are_named():
         FashionMNIST5(root="/nonexistent", download=False, val_per_class=0)
 
 
-@needs_debian
 def test_batches_are_seeded_and_augmentation_keeps_shapes(five):
     a = [y for _, y in five.train_dataloader(shuffle_seed=3)]
     b = [y for _, y in five.train_dataloader(shuffle_seed=3)]
@@ -147,7 +141,6 @@ def write_images(folder, five, per_class=6, size=28, classes=None):
             Image.fromarray(imgs[i, 0].numpy()).resize((size, size)).save(folder / name / f"{k}.png")
 
 
-@needs_debian
 def test_image_folder_split_and_names(tmp_path, five):
     write_images(tmp_path, five, per_class=10)
     data = ImageFolderData(tmp_path, resize=32, batch_size=8, seed=0)
@@ -161,7 +154,6 @@ def test_image_folder_split_and_names(tmp_path, five):
     assert gray.train.images.shape[1:] == (1, 16, 24)
 
 
-@needs_debian
 def test_image_folder_with_train_and_val_folders(tmp_path, five):
     write_images(tmp_path / "train", five, per_class=4)
     write_images(tmp_path / "val", five, per_class=2)
@@ -170,7 +162,6 @@ def test_image_folder_with_train_and_val_folders(tmp_path, five):
     assert data.split == "train: train/, val: val/ folder, test: none"
 
 
-@needs_debian
 def test_image_folder_test_folder_is_the_test_set(tmp_path, five):
     write_images(tmp_path / "train", five, per_class=10)
     write_images(tmp_path / "test", five, per_class=3)
@@ -226,7 +217,7 @@ def _truncated(source, target, keep=20_000):
     target.write_bytes(source.read_bytes()[:keep])
 
 
-@needs_debian
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_a_broken_local_fashion_mnist_copy_falls_back_with_a_warning(tmp_path, monkeypatch):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)

@@ -19,6 +19,7 @@ def tiny_experiment(monkeypatch):
     return recipe
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_runs_write_json_resume_and_render(tiny_experiment, tmp_path):
     log = []
     done = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
@@ -61,6 +62,7 @@ def test_unknown_experiment_is_named():
         E.run_experiment("dropuot")
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_experiment, tmp_path, monkeypatch):
     from d2l_ext.training import Trainer
     E.RECIPES["tiny"]["epochs"] = 3
@@ -91,6 +93,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_experiment, tmp_pat
     assert record["seconds"] == pytest.approx(sum(h["seconds"] for h in record["history"]))
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_estimate_projects_a_run_from_a_few_batches(tiny_experiment, tmp_path):
     E.RECIPES["tiny"]["epochs"] = 2
     log = []
@@ -123,6 +126,7 @@ def test_cli_estimate_trains_nothing(tiny_experiment, tmp_path, monkeypatch, cap
     assert calls[0][0] == "full" and calls[0][1]["out"] == str(tmp_path)
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_runs_trained_with_flips_also_record_flip_tta(tiny_experiment, tmp_path):
     E.RECIPES["tiny"]["augment"] = "crop-flip"
     [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
@@ -183,6 +187,7 @@ def test_a_choice_at_the_edge_of_the_grid_extends_the_sweep(tmp_path):
     assert E.selected_lr("baseline CNN", tmp_path) == 0.3
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_a_record_of_other_settings_is_archived_and_redone(tiny_experiment, tmp_path):
     [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
                               progress="none", log=lambda _: None)
@@ -228,6 +233,7 @@ def test_two_processes_share_an_experiment_and_broken_files_are_named(tmp_path):
         E.load_results("x", tmp_path)
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_a_diverging_run_is_recorded_not_a_crash(tiny_experiment, tmp_path, monkeypatch):
     monkeypatch.setitem(E.EXPERIMENTS, "tiny", ("tiny", [("cnn", dict(model="baseline", lr=1e30))]))
     [path] = E.run_experiment("tiny", seeds=(0,), out=tmp_path, root="/nonexistent",
@@ -299,6 +305,7 @@ def test_the_full_data_pair_takes_its_rate_from_its_own_sweep(tmp_path):
         Rs.markdown_table("cardinality-full", tmp_path)
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_data_size_sets_hold_the_smaller_ones_and_validation_stays(tmp_path):
     """300 images a class are the 100 and 200 more; validation and test do not move; the
     recipes' epochs shrink as 60 * sqrt(100 / n)."""
@@ -333,6 +340,7 @@ def test_data_size_table_pairs_each_size_by_seed(tmp_path):
            "**+4.3 [+2.9, +5.8] (3)** | – |" in table
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_train_seed_is_ablates_seed_and_the_split_has_its_own(tiny_experiment, tmp_path):
     """``train --seed 1`` is ``ablate``'s seed-1 run of the same recipe: the seed draws the
     initialization and the batch order, not the images (``--split-seed``, 0 in ablate,

@@ -363,7 +363,7 @@ def test_a_nan_in_the_first_epoch_writes_nothing_and_says_so(images, tmp_path, m
 # --- 4. class counts --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(offline_fashion_mnist):
     data = FashionMNIST5(batch_size=25, resize=16, train_per_class=4, val_per_class=4,
                          root="/nonexistent", download=False)
     data.test = TensorImages(data.test.images[:50], data.test.labels[:50], data.MEAN, data.STD)
@@ -464,6 +464,7 @@ def test_every_commands_numbers_are_checked_before_any_work(argv, expected, tmp_
     assert not out.exists()
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_short_ablations_clamp_the_warmup_as_train_does(tmp_path, monkeypatch):
     """``ablate baselines --epochs 3`` (warm-up 3 in its recipe) crashed; now it trains with
     train's rule. A killed attempt's temporary files are removed when the run is redone."""

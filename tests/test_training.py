@@ -17,7 +17,7 @@ from d2l_ext.evaluation import accuracy, confusion_matrix, per_class_accuracy, p
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(offline_fashion_mnist):
     """100 training images (20 per class) at 16x16; 500 validation images (100 per class)."""
     data = FashionMNIST5(batch_size=25, resize=16, train_per_class=20, root="/nonexistent",
                          download=False)
@@ -222,6 +222,7 @@ def test_bad_trainer_arguments():
         Trainer(max_epochs=3, warmup=3)
 
 
+@pytest.mark.usefixtures("offline_fashion_mnist")
 def test_main_command_end_to_end(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(

@@ -228,12 +228,27 @@ def test_work_in_notebooks_dir_moves_up_from_zh_only(tmp_path, monkeypatch):
     assert work_in_notebooks_dir() == tmp_path / "coursework" / "zh"
 
 
+def test_notebook_setup_is_the_whole_preamble(tmp_path, monkeypatch):
+    """From notebooks/zh/ to notebooks/, torch seeded, QUICK from ``D2L_EXT_QUICK``."""
+    import torch
+    from d2l_ext import notebook_setup
+    (tmp_path / "notebooks" / "zh").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "notebooks" / "zh")
+    monkeypatch.setenv("D2L_EXT_QUICK", "1")
+    assert notebook_setup(seed=3) is True and Path.cwd() == tmp_path / "notebooks"
+    drawn = torch.rand(3)
+    torch.manual_seed(3)
+    assert torch.equal(drawn, torch.rand(3))
+    monkeypatch.setenv("D2L_EXT_QUICK", "0")
+    assert notebook_setup() is False
+
+
 @pytest.mark.parametrize("stem", STEMS)
-def test_first_code_cell_moves_to_notebooks_before_any_relative_path(stem):
+def test_first_code_cell_sets_up_before_any_relative_path(stem):
     cells = [c for c in read(EN / f"{stem}.ipynb").cells if c.cell_type == "code"]
     first = cells[0].source
-    assert "work_in_notebooks_dir()" in first.split("use_png_display()")[0]
-    assert "../" not in first.split("work_in_notebooks_dir()")[0]
+    assert "notebook_setup()" in first and "work_in_notebooks_dir" not in first
+    assert "../" not in first.split("notebook_setup()")[0]
 
 
 # ---- README.zh-CN.md ----
