@@ -15,10 +15,13 @@ from .data import AUGMENTATIONS, MIN_IMAGE_SIZE
 from .evaluation import TTA
 from .experiments import EXPERIMENTS, GROUPS
 from .models import MODELS, REPORT_ARCHS
-from .recipes import RECIPES, TRAIN_LR
+from .recipes import RECIPES
 
-#: ``train``'s defaults are the 5-class recipe's, with the learning rate chosen for ResNeXt18.
-DEFAULTS = dict(RECIPES["5class"], lr=TRAIN_LR)
+#: ``train``'s options that are fields of its recipe (``RECIPES["train"]``): an option left
+#: out (None) is the recipe's, so the recipe is written in one place.
+RECIPE_OPTIONS = ("data", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup",
+                  "schedule", "resize", "augment")
+TRAIN = RECIPES["train"]
 
 EPILOG = """examples:
   python -m d2l_ext train                          # ResNeXt18, 5-class Fashion-MNIST, CPU
@@ -51,9 +54,10 @@ def build_parser():
                        formatter_class=_HelpFormatter,
                        description="Train one model, print its test accuracy, save a "
                                    "checkpoint (model.pt) and the curves (curves.png) in --out.")
-    t.add_argument("--data", default="fashion5", metavar="PATH",
-                   help="'fashion5' (the 5-class task), 'fashion' (all 10 classes) "
-                        "or a folder of images: PATH/<class>/*.png, or PATH/train + PATH/val")
+    t.add_argument("--data", metavar="PATH",
+                   help=f"'fashion5' (the 5-class task), 'fashion' (all 10 classes) "
+                        f"or a folder of images: PATH/<class>/*.png, or PATH/train + PATH/val "
+                        f"(default: {TRAIN['data']})")
     t.add_argument("--model", default="resnext", choices=list(MODELS),
                    help="; ".join(f"{name}: {entry.help}" for name, entry in MODELS.items()))
     # None by default, so that giving them to a model without these settings is an error.
@@ -63,21 +67,25 @@ def build_parser():
     t.add_argument("--dropout", type=float, nargs=2, default=None, metavar=("P1", "P2"),
                    help=f"rates in [0, 1) of each stage's two dropout layers (resnext only; "
                         f"default: {' '.join(map(str, MODELS['resnext'].settings['dropout']))})")
-    t.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="training epochs")
-    t.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per SGD step")
-    t.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="SGD learning rate")
-    t.add_argument("--momentum", type=float, default=DEFAULTS["momentum"], help="Nesterov momentum (0: plain SGD)")
-    t.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"], help="L2 weight decay")
-    t.add_argument("--warmup", type=int, default=None,
+    t.add_argument("--epochs", type=int, help=f"training epochs (default: {TRAIN['epochs']})")
+    t.add_argument("--batch-size", type=int,
+                   help=f"images per SGD step (default: {TRAIN['batch_size']})")
+    t.add_argument("--lr", type=float, help=f"SGD learning rate (default: {TRAIN['lr']})")
+    t.add_argument("--momentum", type=float,
+                   help=f"Nesterov momentum (0: plain SGD; default: {TRAIN['momentum']})")
+    t.add_argument("--weight-decay", type=float,
+                   help=f"L2 weight decay (default: {TRAIN['weight_decay']})")
+    t.add_argument("--warmup", type=int,
                    help=f"epochs of linear learning-rate warm-up before the schedule "
-                        f"(default: {DEFAULTS['warmup']}, fewer if --epochs is that small)")
-    t.add_argument("--schedule", default=DEFAULTS["schedule"], choices=["cosine", "none"],
-                   help="learning-rate schedule over the epochs")
-    t.add_argument("--resize", type=int, default=DEFAULTS["resize"], help="square input size in pixels (>= 16)")
-    t.add_argument("--augment", nargs="?", const="crop-flip", default=False,
+                        f"(default: {TRAIN['warmup']}, fewer if --epochs is that small)")
+    t.add_argument("--schedule", choices=["cosine", "none"],
+                   help=f"learning-rate schedule over the epochs (default: {TRAIN['schedule']})")
+    t.add_argument("--resize", type=int,
+                   help=f"square input size in pixels, >= 16 (default: {TRAIN['resize']})")
+    t.add_argument("--augment", nargs="?", const="crop-flip",
                    choices=[name for name in AUGMENTATIONS if isinstance(name, str)],
                    help="training augmentation: random crops and flips (the default when "
-                        "given alone), plus random erasing with crop-flip-erase")
+                        "given alone), plus random erasing with crop-flip-erase (default: none)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--bf16", action="store_true",
                    help="bf16 autocast on the CPU too (on CUDA it is always on): faster on CPUs "
@@ -353,7 +361,22 @@ def _follow(rank, args):
         return 130
 
 
-def _check_launch(args):
+def train_recipe(args):
+    """``RECIPES["train"]`` with the options the user gave; a warm-up left out is clamped
+    to a short run (``clamp_warmup``), as ``ablate --epochs`` clamps it."""
+    from .training import clamp_warmup
+    given = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k) is not None}
+    if given.get("schedule") == "none":
+        given["schedule"] = None
+    recipe = dict(TRAIN, **given)
+    if "warmup" not in given:
+        recipe["warmup"] = clamp_warmup(recipe["warmup"], recipe["epochs"])
+    if args.bf16:
+        recipe["amp"] = "bf16"
+    return recipe
+
+
+def _check_launch(batch_size):
     """Under torchrun: its variables and the process group's timeout readable, and
     --batch-size (the global batch) a multiple of the number of processes; one line
     naming both numbers otherwise, before any work."""
@@ -365,40 +388,39 @@ def _check_launch(args):
         distributed.timeout()
     except ValueError as e:
         sys.exit(f"error: {e}")
-    _require(args.batch_size % world == 0,
-             f"--batch-size {args.batch_size} does not divide among the {world} processes "
+    _require(batch_size % world == 0,
+             f"--batch-size {batch_size} does not divide among the {world} processes "
              f"torchrun started (WORLD_SIZE={world}): --batch-size is the global batch, "
              f"each process takes --batch-size / {world}; use a multiple of {world}")
     return world
 
 
 def _cmd_train(args):
-    from .training import clamp_warmup
     # Every check that needs no data comes first: a mistake costs a second, not a data load.
     _check_numbers(args, TRAIN_RULES)
-    if args.warmup is None:
-        args.warmup = clamp_warmup(DEFAULTS["warmup"], args.epochs)
-    _require(0 <= args.warmup < args.epochs,
-             f"--warmup must be in [0, --epochs) = [0, {args.epochs}), got {args.warmup}")
+    recipe = train_recipe(args)
+    _require(0 <= recipe["warmup"] < recipe["epochs"],
+             f"--warmup must be in [0, --epochs) = [0, {recipe['epochs']}), got "
+             f"{recipe['warmup']}")
     config = _model_config(args)
     device = _check_device(args.device)
-    _check_launch(args)
+    _check_launch(recipe["batch_size"])
     if _env_rank() > 0:         # rank 0 alone locks --out, prints and writes
-        return _train(args, config, device, None)
+        return _train(args, recipe, config, device, None)
     with _OutFolder(args.out, args.overwrite) as out:
         try:
-            return _train(args, config, device, out)
+            return _train(args, recipe, config, device, out)
         except KeyboardInterrupt:   # outside the epochs: loading data, drawing the curves
             print(f"\ninterrupted: {out.held()}", flush=True)
             return 130
 
 
-def _train(args, config, device, out):
+def _train(args, recipe, config, device, out):
     """``train`` after the checks: data, model, fit, test, curves. Every way it ends says
     what --out holds, read from model.pt itself. ``out`` is None on the ranks other than 0
     of a torchrun run: they train and test with rank 0, then wait for it at a barrier."""
     try:
-        return _train_steps(args, config, device, out)
+        return _train_steps(args, recipe, config, device, out)
     except RuntimeError as e:
         from . import distributed
         if not distributed.is_peer_failure(e):
@@ -409,19 +431,17 @@ def _train(args, config, device, out):
                  f"({reason})" + (f"; {out.held()}" if out is not None else ""))
 
 
-def _train_steps(args, config, device, out):
+def _train_steps(args, recipe, config, device, out):
     from . import distributed
-    from .recipes import build_run
-    data = _make_data(args.data, args.batch_size, args.resize, args.root, args.augment,
-                      args.split_seed)
+    from .recipes import build_run, recipe_data
+    try:
+        data = recipe_data(recipe, args.root, split_seed=args.split_seed)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
     test_size = len(data.test) if data.test is not None else 0
-    print(f"data: {args.data}: {len(data.train)} training, {len(data.val)} validation and "
+    print(f"data: {recipe['data']}: {len(data.train)} training, {len(data.val)} validation and "
           f"{test_size} test images, {data.num_classes} classes ({', '.join(data.classes)})",
           flush=True)
-    recipe = dict(DEFAULTS, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  momentum=args.momentum, weight_decay=args.weight_decay, warmup=args.warmup,
-                  schedule=None if args.schedule == "none" else args.schedule,
-                  amp="bf16" if args.bf16 else True)
     try:
         _, model, trainer = build_run(recipe, config, data, device=device, seed=args.seed,
                                       checkpoint=out.model if out is not None else None)
@@ -432,11 +452,11 @@ def _train_steps(args, config, device, out):
     out.trainer, trainer.before_checkpoint_replace = trainer, out.forget_curves
     world = distributed.world_size()
     print(f"model: {args.model}, device: {trainer.device}"
-          + (", bf16 autocast" if trainer.bf16 else "") + f", {args.epochs} epochs"
+          + (", bf16 autocast" if trainer.bf16 else "") + f", {recipe['epochs']} epochs"
           + (f", {world} processes ({distributed.backend_for(trainer.device)}), "
-             f"{args.batch_size // world} images each per step" if world > 1 else ""),
+             f"{recipe['batch_size'] // world} images each per step" if world > 1 else ""),
           flush=True)
-    title = f"{args.model} on {args.data}"
+    title = f"{args.model} on {recipe['data']}"
     try:
         trainer.fit(model, data)
     except (FloatingPointError, ValueError, OSError) as e:  # diverged, classes, a failed write

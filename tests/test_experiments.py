@@ -305,6 +305,33 @@ def test_the_full_data_pair_takes_its_rate_from_its_own_sweep(tmp_path):
         Rs.markdown_table("cardinality-full", tmp_path)
 
 
+def test_notebook_4_trains_with_the_train_recipe():
+    """Notebook 4's training cell and ``python -m d2l_ext train`` are one recipe,
+    ``RECIPES["train"]``: the cell's numbers, read from the notebook, are the recipe's."""
+    import ast
+    from pathlib import Path
+    from d2l_ext.__main__ import build_parser, train_recipe
+    from d2l_ext.recipes import TRAIN_LR
+    recipe = E.RECIPES["train"]
+    assert recipe == dict(E.RECIPES["5class"], lr=TRAIN_LR)
+    assert train_recipe(build_parser().parse_args(["train"])) == recipe   # no option given
+    notebook = Path(__file__).parent.parent / "notebooks" / "04_training.ipynb"
+    source = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                       if c["cell_type"] == "code")
+    calls = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            calls.setdefault(node.func.attr, []).append(
+                {k.arg: ast.literal_eval(k.value) for k in node.keywords
+                 if isinstance(k.value, ast.Constant)})
+    data, model, trainer = calls["FashionMNIST5"][0], calls["ResNeXt18"][0], calls["Trainer"][0]
+    assert (data["batch_size"], data["resize"], data["seed"]) == \
+        (recipe["batch_size"], recipe["resize"], 0)
+    assert model["lr"] == recipe["lr"]
+    assert {k: trainer[k] for k in ("momentum", "weight_decay", "warmup", "schedule")} == \
+        {k: recipe[k] for k in ("momentum", "weight_decay", "warmup", "schedule")}
+    assert f"EPOCHS = 4 if QUICK else {recipe['epochs']}" in source
+
 @pytest.mark.usefixtures("offline_fashion_mnist")
 def test_data_size_sets_hold_the_smaller_ones_and_validation_stays(tmp_path):
     """300 images a class are the 100 and 200 more; validation and test do not move; the
