@@ -390,6 +390,13 @@ def test_setup_ci_legs_are_the_ci_script():
     assert "| `py313` | 3.13, in a Debian 13 tree that `debootstrap` makes" in SETUP
     pins_line = re.search(r"^D2L_PINS_SETUP='(.*)'$", CI, re.M).group(1)
     assert f"`{pins_line}`" in SETUP
+    # torch's pins live in requirements.txt; the d2l-pins line (what a student types, so it
+    # spells them out) must name the same ones
+    torch_pins = re.findall(r"^(torch(?:vision)?==\S+)$",
+                            (ROOT / "requirements.txt").read_text(), re.M)
+    assert len(torch_pins) == 2 and [p for p in pins_line.split() if p.startswith("torch")] \
+        == torch_pins
+    assert '"$PYTHON" -m venv --clear .venv' in CI     # the default leg's venv from scratch
     assert "grep -v '^d2l 1\\.0\\.3 has requirement [a-z-]*==' " in CI  # pip check: only d2l's pins
 
 
