@@ -2,8 +2,9 @@
 
 ``d2l.FashionMNIST`` downloads at construction (no network, no data) and runs PIL's
 resize on every image every epoch. Here every data set is decoded once into a uint8
-tensor at the chosen size; batches are cut from that tensor, converted to float and
-normalized a whole batch at a time, so an epoch costs memory copies, not Python calls.
+tensor at the chosen size; batches are cut from that tensor, augmented, converted to float
+and normalized a whole batch at a time (``BatchLoader``, ``device_data.make_batch``), so an
+epoch costs memory copies, not Python calls.
 """
 import copy
 import gzip
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 from d2l import torch as d2l
+
+from .device_data import erase_mask, make_batch, to_device
 
 __all__ = ["TensorImages", "FashionMNIST", "FashionMNIST5", "ImageFolderData",
            "DEBIAN_FASHION_MNIST", "FASHION_MNIST_CLASSES", "AUGMENTATIONS", "random_erase"]
@@ -81,27 +84,9 @@ class TensorImages(torch.utils.data.Dataset):
         return self.normalize(self.images[i:i + 1])[0], self.labels[i]
 
     def batch(self, idx, generator=None):
-        X = self.normalize(self.images[idx])
-        steps = AUGMENTATIONS[self.augment]
-        if "crop" in steps:
-            X = _random_crop_flip(X, generator)
-        if "erase" in steps:
-            X = random_erase(X, generator)
-        return X, self.labels[idx]
-
-
-def _random_crop_flip(X, generator):
-    n, _, h, w = X.shape
-    padded = F.pad(X, (4, 4, 4, 4))
-    dy = torch.randint(0, 9, (n,), generator=generator)
-    dx = torch.randint(0, 9, (n,), generator=generator)
-    rows = (dy.view(n, 1) + torch.arange(h)).view(n, 1, h, 1)
-    cols = (dx.view(n, 1) + torch.arange(w)).view(n, 1, 1, w)
-    X = padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(X.shape[1]).view(1, -1, 1, 1),
-               rows, cols]
-    flip = torch.rand(n, generator=generator) < 0.5
-    X[flip] = X[flip].flip(-1)
-    return X
+        """Images ``idx``, augmented as ``augment`` says, normalized (``make_batch``)."""
+        return make_batch(self.images, self.labels, torch.as_tensor(idx), self.mean, self.std,
+                          AUGMENTATIONS[self.augment], generator)
 
 
 def random_erase(X, generator=None, p=0.5, area=(0.02, 0.4), ratio=(0.3, 3.3)):
@@ -113,19 +98,7 @@ def random_erase(X, generator=None, p=0.5, area=(0.02, 0.4), ratio=(0.3, 3.3)):
     for the whole batch at once.
     """
     n, _, h, w = X.shape
-    target = torch.empty(n).uniform_(*area, generator=generator) * (h * w)
-    aspect = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]),
-                                     generator=generator).exp()
-    eh = (target * aspect).sqrt().round().clamp(1, h).long()
-    ew = (target / aspect).sqrt().round().clamp(1, w).long()
-    top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
-    left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
-    box = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-           & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
-    box &= (torch.rand(n, generator=generator) < p).view(n, 1, 1)
-    return X.masked_fill(box.unsqueeze(1), 0.0)
+    return X.masked_fill(erase_mask(n, h, w, generator, X.device, p, area, ratio), 0.0)
 
 
 def batch_bounds(n, batch_size, merge_single=False):
@@ -145,7 +118,10 @@ def batch_bounds(n, batch_size, merge_single=False):
 
 
 class BatchLoader:
-    """A DataLoader-like iterable over a TensorImages: seeded shuffling, whole-batch indexing.
+    """A DataLoader-like iterable over a TensorImages: seeded shuffling, whole-batch indexing,
+    every batch made by ``device_data.make_batch`` on ``device`` (the one loader, for CPU
+    and GPU alike: on a GPU the uint8 images are copied there once, ``to_device``, and
+    batches are cut, augmented and normalized there, with a generator on that device).
 
     With ``shuffle`` (training), a last batch of one image is merged into the batch before
     it (see ``batch_bounds``).
@@ -160,12 +136,29 @@ class BatchLoader:
     Without ``shuffle`` (evaluation) each process reads a contiguous slice
     (``distributed.eval_share``)."""
 
-    def __init__(self, dataset, batch_size, shuffle, seed=None, shard=None):
+    def __init__(self, dataset, batch_size, shuffle, seed=None, shard=None, device="cpu"):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if dataset.images.dtype != torch.uint8:
+            raise TypeError(f"dataset.images must be uint8 (decoded once), "
+                            f"got {dataset.images.dtype}")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
-        self.generator = torch.Generator()
+        self.device = torch.device(device)
+        if self.device.type == "cpu":
+            self.images, self.labels = dataset.images, dataset.labels
+        else:
+            self.images, self.labels = to_device(dataset, self.device)
+        self.mean, self.std = dataset.mean.to(self.device), dataset.std.to(self.device)
+        self.steps = AUGMENTATIONS[dataset.augment]
+        self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(0 if seed is None else seed)
         self.shard = tuple(shard) if shard is not None and shard[1] > 1 else None
         self.step_images = None
+
+    def batch(self, idx):
+        """Images and labels ``idx`` (a tensor), made on this loader's device."""
+        return make_batch(self.images, self.labels, idx.to(self.device), self.mean, self.std,
+                          self.steps, self.generator)
 
     def __len__(self):
         if self.shard is not None:
@@ -177,9 +170,10 @@ class BatchLoader:
             yield from self._iter_shard()
             return
         n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
+                 else torch.arange(n, device=self.device))
         for start, end in batch_bounds(n, self.batch_size, self.shuffle):
-            yield self.dataset.batch(order[start:end], self.generator)
+            yield self.batch(order[start:end])
 
     def _shard_bounds(self):
         from . import distributed
@@ -196,17 +190,16 @@ class BatchLoader:
         if not self.shuffle:
             mine = distributed.eval_share(n, rank, world)
             for start, end in self._shard_bounds():
-                yield self.dataset.batch(mine[start:end])
+                yield self.batch(mine[start:end])
             return
-        order = torch.randperm(n, generator=self.generator)
-        augmented = bool(AUGMENTATIONS[self.dataset.augment])
+        order = torch.randperm(n, generator=self.generator, device=self.device)
         for start, end in self._shard_bounds():
             self.step_images = end - start
-            if augmented:       # the whole step, as one process would: same random draws
-                X, y = self.dataset.batch(order[start:end], self.generator)
+            if self.steps:      # the whole step, as one process would: same random draws
+                X, y = self.batch(order[start:end])
                 yield distributed.share(X, rank, world), distributed.share(y, rank, world)
             else:
-                yield self.dataset.batch(distributed.share(order[start:end], rank, world))
+                yield self.batch(distributed.share(order[start:end], rank, world))
 
 
 class TensorDataModule(d2l.DataModule):
@@ -221,13 +214,15 @@ class TensorDataModule(d2l.DataModule):
 
     test = None
 
-    def get_dataloader(self, train, shuffle_seed=None, shard=None):
-        """``shard``: ``(rank, world_size)`` of a data-parallel run (see ``BatchLoader``)."""
+    def get_dataloader(self, train, shuffle_seed=None, shard=None, device="cpu"):
+        """``shard``: ``(rank, world_size)`` of a data-parallel run; ``device``: where the
+        batches are made (see ``BatchLoader``)."""
         data = self.train if train else self.val
-        return BatchLoader(data, self.batch_size, shuffle=train, seed=shuffle_seed, shard=shard)
+        return BatchLoader(data, self.batch_size, shuffle=train, seed=shuffle_seed, shard=shard,
+                           device=device)
 
-    def train_dataloader(self, shuffle_seed=None, shard=None):
-        return self.get_dataloader(True, shuffle_seed, shard)
+    def train_dataloader(self, shuffle_seed=None, shard=None, device="cpu"):
+        return self.get_dataloader(True, shuffle_seed, shard, device)
 
     def fit_dataloader(self):
         """The training images in order, unaugmented: how well the model fits what it

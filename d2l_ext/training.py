@@ -21,7 +21,6 @@ from . import distributed, models
 from .checkpoints import (CHECKPOINT_FORMAT, atomic_save, check_fits, describe_saved,
                           load_checkpoint, load_weights, plain, state_digest)
 from .data import TensorDataModule
-from .device_data import device_loader
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
 
 __all__ = ["Trainer", "resolve_device", "recompute_bn_statistics", "BatchTooSmallError",
@@ -328,15 +327,10 @@ class Trainer(d2l.Trainer):
         elif not isinstance(data, TensorDataModule):      # a stock d2l data module
             self.train_dataloader, self.val_dataloader = (data.train_dataloader(),
                                                           data.val_dataloader())
-        elif self.device.type == "cuda":
-            # On a GPU, batches are cut and augmented where the model runs (device_data.py).
-            self.train_dataloader = device_loader(data.train, data.batch_size, True, self.seed,
-                                                  self.device)
-            self.val_dataloader = device_loader(data.val, data.batch_size, False, None,
-                                                self.device)
-        else:
-            self.train_dataloader = data.train_dataloader(shuffle_seed=self.seed)
-            self.val_dataloader = data.val_dataloader()
+        else:       # batches made where the model runs (BatchLoader, device_data.py)
+            self.train_dataloader = data.train_dataloader(shuffle_seed=self.seed,
+                                                          device=self.device)
+            self.val_dataloader = data.get_dataloader(False, device=self.device)
         self.num_train_batches = len(self.train_dataloader)
         self.num_val_batches = len(self.val_dataloader) if self.val_dataloader is not None else 0
 
@@ -346,16 +340,17 @@ class Trainer(d2l.Trainer):
         return (distributed.rank(), world) if world > 1 else None
 
     def _prepare_shards(self, data):
-        """Loaders yielding this process's share (``BatchLoader(shard=...)``); on a GPU too,
-        batches are cut on the CPU then (``device_data`` does not shard)."""
+        """Loaders yielding this process's share (``BatchLoader(shard=...)``), made on this
+        process's device."""
         world = distributed.world_size()
         if not isinstance(data, TensorDataModule):
             raise ValueError(f"data-parallel training needs a d2l_ext data module (FashionMNIST, "
                              f"FashionMNIST5, ImageFolderData), not {type(data).__name__}: "
                              f"each process must read its own share")
         distributed.check_batch(data.batch_size, world)
-        self.train_dataloader = data.train_dataloader(shuffle_seed=self.seed, shard=self._shard())
-        self.val_dataloader = data.get_dataloader(False, shard=self._shard())
+        self.train_dataloader = data.train_dataloader(shuffle_seed=self.seed, shard=self._shard(),
+                                                      device=self.device)
+        self.val_dataloader = data.get_dataloader(False, shard=self._shard(), device=self.device)
 
     def close(self):
         """Tear down the process group this Trainer set up (a no-op otherwise); the

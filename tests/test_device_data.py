@@ -1,13 +1,14 @@
-"""Data on the device (issue 15, item 1): the same batches, or the same statistics, as the CPU path.
+"""One loader for every device (issues 15 and 23): the batches of the recorded runs, and the
+augmentations' distributions on each device.
 
-Every test runs on the CPU and, where one is present, on CUDA. On the CPU the device path
-draws the same random numbers in the same order as ``data.BatchLoader``, so the batches are
-identical for the same seed; on CUDA the generator's stream differs, so the statistics are
-compared: against their known values and against the CPU path's, with tolerances of about
-four standard errors for the sample sizes used (a false alarm about once in 10,000 runs;
-a flip probability of 0.45 instead of 0.5, offsets over 0..7, or an erase probability of
-0.45 all fail).
+Every test runs on the CPU and, where one is present, on CUDA. On the CPU the loader yields
+exactly the batches the runs under results/ trained on (digests recorded before the CPU and
+GPU loaders became one); on CUDA the generator's stream differs, so the statistics are
+compared with their known values, with tolerances of about four standard errors for the
+sample sizes used (a false alarm about once in 10,000 runs; a flip probability of 0.45
+instead of 0.5, offsets over 0..7, or an erase probability of 0.45 all fail).
 """
+import itertools
 import math
 
 import pytest
@@ -83,7 +84,7 @@ def close(a, b, sd, n_a, n_b=None):
 @pytest.mark.parametrize("device", DEVICES)
 def test_crops_and_flips_have_the_cpu_paths_distribution(device):
     data = coded("crop-flip")
-    dy, dx, flip, pad, erased = decode(epoch(DD.device_loader(data, 500, True, 0, device))[0])
+    dy, dx, flip, pad, erased = decode(epoch(D.BatchLoader(data, 500, True, seed=0, device=device))[0])
     cpu = decode(epoch(D.BatchLoader(data, 500, True, seed=0))[0])
     assert not erased.any() and not cpu[4].any()
     p = flip.float().mean().item()
@@ -133,7 +134,7 @@ def test_erase_mask_has_random_erases_distribution(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_crop_flip_erase_batches_erase_as_often_as_the_cpu_path(device):
     data = coded("crop-flip-erase")
-    dev = decode(epoch(DD.device_loader(data, 500, True, 1, device))[0])
+    dev = decode(epoch(D.BatchLoader(data, 500, True, seed=1, device=device))[0])
     cpu = decode(epoch(D.BatchLoader(data, 500, True, seed=1))[0])
     hit, hit_cpu = (d[4].flatten(1).any(1).float().mean().item() for d in (dev, cpu))
     # a box can fall entirely into the padding, so slightly fewer than half show one
@@ -147,7 +148,7 @@ def test_without_augmentation_batches_are_the_normalized_images(device):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (1000, 3, 16, 16), dtype=torch.uint8, generator=g)
     data = D.TensorImages(images, torch.arange(1000) % 7, (0.3, 0.4, 0.5), (0.2, 0.25, 0.3))
-    loader = DD.device_loader(data, 300, False, 0, device)
+    loader = D.BatchLoader(data, 300, False, seed=0, device=device)
     assert len(loader) == 4
     batches = list(loader)
     assert [len(y) for _, y in batches] == [300, 300, 300, 100]
@@ -162,45 +163,61 @@ def test_without_augmentation_batches_are_the_normalized_images(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_shuffling_is_seeded_and_shows_every_image_once_per_epoch(device):
     data = coded("crop-flip-erase", n=1000)
-    loader = DD.device_loader(data, 128, True, 3, device)
+    loader = D.BatchLoader(data, 128, True, seed=3, device=device)
     first, second = epoch(loader), epoch(loader)
     for _, y in (first, second):
         assert torch.equal(y.sort().values, torch.arange(1000))    # a permutation
     assert not torch.equal(first[1], second[1])                   # a new order each epoch
     assert (first[1] != torch.arange(1000)).float().mean() > 0.9  # and not the identity
-    again = epoch(DD.device_loader(data, 128, True, 3, device))
+    again = epoch(D.BatchLoader(data, 128, True, seed=3, device=device))
     assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
-    other = epoch(DD.device_loader(data, 128, True, 4, device))
+    other = epoch(D.BatchLoader(data, 128, True, seed=4, device=device))
     assert not torch.equal(other[1], first[1]) and not torch.equal(other[0], first[0])
 
 
-@pytest.mark.parametrize("augment", [False, "crop-flip", "crop-flip-erase"])
-def test_on_the_cpu_the_batches_are_exactly_the_batchloaders(augment):
-    g = torch.Generator().manual_seed(1)
-    small = torch.randint(0, 256, (600, 1, 16, 16), dtype=torch.uint8, generator=g)
-    data = D.TensorImages(small, torch.arange(600), (0.29,), (0.35,), augment=augment)
-    a = list(D.BatchLoader(data, 128, True, seed=7))
-    b = list(DD.device_loader(data, 128, True, 7, "cpu"))
-    assert len(a) == len(b) == 5
-    assert all(torch.equal(Xa, Xb) and torch.equal(ya, yb) for (Xa, ya), (Xb, yb) in zip(a, b))
-    # resizing on the device equals decoding at that size: 16x16 kept, 24x24 batches
-    big = D.TensorImages(D.resize_uint8(small, (24, 24)), torch.arange(600), (0.29,), (0.35,),
+#: sha256 (first 16 hex digits) of the first 3 batches of FashionMNIST5 (batch 32, 32x32),
+#: shuffling seed 3, two epochs, then the validation loader: computed with the CPU loader that
+#: trained the runs under results/ (before the CPU and GPU loaders became one), so a change
+#: to how batches are cut, augmented or normalized cannot go unnoticed.
+RECORDED = {False: ("6afd40c44dead4ca", "63be1ece43a6f1fc", "6f0ea2feba71b88a"),
+            "crop-flip": ("9dd8f2df518d8d79", "85bcc68db536c533", "6f0ea2feba71b88a"),
+            "crop-flip-erase": ("2c97536c759407ec", "a1a58cab246b53e7", "6f0ea2feba71b88a")}
+RECORDED_SHARDS = {False: ("e5abae9a460414b2", "5850a8d3b945361d"),
+                   "crop-flip": ("1ef50b36b5e08a1a", "909c30d671a92e7a"),
+                   "crop-flip-erase": ("33f4f432a5946131", "a0ce0ed09fc2dc8b")}
+
+
+def _digest(loader, batches=3):
+    import hashlib
+    h = hashlib.sha256()
+    for X, y in itertools.islice(loader, batches):
+        h.update(X.contiguous().numpy().tobytes())
+        h.update(y.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("augment", list(RECORDED))
+def test_on_the_cpu_the_batches_are_the_ones_the_recorded_runs_trained_on(
+        augment, offline_fashion_mnist):
+    from d2l_ext import FashionMNIST5
+    data = FashionMNIST5(batch_size=32, resize=32, root="/nonexistent", download=False,
                          augment=augment)
-    a = list(D.BatchLoader(big, 128, True, seed=7))
-    b = list(DD.device_loader(data, 128, True, 7, "cpu", resize=24))
-    assert b[0][0].shape == (128, 1, 24, 24)
-    assert all(torch.equal(Xa, Xb) and torch.equal(ya, yb) for (Xa, ya), (Xb, yb) in zip(a, b))
+    loader = data.train_dataloader(shuffle_seed=3)
+    assert (_digest(loader), _digest(loader), _digest(data.val_dataloader())) == \
+        RECORDED[augment]
+    assert tuple(_digest(data.train_dataloader(shuffle_seed=3, shard=(r, 2)))
+                 for r in (0, 1)) == RECORDED_SHARDS[augment]   # each share of a 2-process run
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_the_uint8_images_are_copied_once_per_dataset(device):
     data = coded("crop-flip", n=100)
-    a = DD.device_loader(data, 10, True, 0, device)
-    b = DD.device_loader(data, 10, False, 1, device)
+    a = D.BatchLoader(data, 10, True, seed=0, device=device)
+    b = D.BatchLoader(data, 10, False, seed=1, device=device)
     assert a.images.dtype == torch.uint8 and a.images.device.type == device
     assert a.images.data_ptr() == b.images.data_ptr()
     data.images = data.images.clone()
-    c = DD.device_loader(data, 10, True, 0, device)
+    c = D.BatchLoader(data, 10, True, seed=0, device=device)
     assert c.images.data_ptr() != a.images.data_ptr()              # replaced: copied anew
     if device == "cpu":
         assert c.images is data.images                             # no copy at all
@@ -209,19 +226,15 @@ def test_the_uint8_images_are_copied_once_per_dataset(device):
 def test_bad_arguments_are_named():
     data = coded(False, n=10)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
-        DD.device_loader(data, 0, True)
-    with pytest.raises(ValueError, match="augment must be one of .*got 'cutout'"):
-        DD.device_loader(data, 4, True, augment="cutout")
-    with pytest.raises(ValueError, match="resize must be"):
-        DD.device_loader(data, 4, True, resize=(8,))
+        D.BatchLoader(data, 0, True)
     floats = D.TensorImages(torch.zeros(4, 1, 16, 16), torch.zeros(4), (0.0,), (1.0,))
     with pytest.raises(TypeError, match="must be uint8"):
-        DD.device_loader(floats, 4, True)
+        D.BatchLoader(floats, 4, True)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_no_host_sync_per_batch_on_cuda():
-    loader = DD.device_loader(coded("crop-flip-erase", n=1000), 128, True, 0, "cuda")
+    loader = D.BatchLoader(coded("crop-flip-erase", n=1000), 128, True, seed=0, device="cuda")
     next(iter(loader))                                   # warm-up allocations
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

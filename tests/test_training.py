@@ -285,9 +285,9 @@ def test_bf16_autocast_on_the_cpu_is_opt_in(tiny, monkeypatch):
 
 
 def test_cli_augment_option():
-    from d2l_ext.__main__ import build_parser
+    from d2l_ext.__main__ import build_parser, train_recipe
     parse = build_parser().parse_args
-    assert parse(["train"]).augment is False
+    assert parse(["train"]).augment is None and train_recipe(parse(["train"]))["augment"] is False
     assert parse(["train", "--augment"]).augment == "crop-flip"
     assert parse(["train", "--augment", "crop-flip-erase"]).augment == "crop-flip-erase"
     with pytest.raises(SystemExit):
