@@ -172,7 +172,7 @@ def cost(experiment, out="results"):
     minutes = sum(r.get("seconds", 0) for r in records) / 60
     threads = sorted({r.get("threads") for r in records if r.get("threads")})
     return (f"{len(records)} runs, about {minutes:.0f} min on "
-            f"{'/'.join(map(str, threads)) or '?'} thread(s) of a 2-core CPU")
+            f"{'/'.join(map(str, threads)) or '?'} thread(s)")
 
 
 def differences_table(experiment, out="results", reference=0):
@@ -331,7 +331,7 @@ def data_size_table(out="results"):
         "Regenerate: `python -m "
         "d2l_ext ablate data-size` (100 a class copies the runs of the tables above; the "
         f"rest took about "
-        f"{minutes:.0f} min on 1 thread of a 2-core CPU).")
+        f"{minutes:.0f} min on 1 thread).")
 
 
 def plot_data_size(out="results", ax=None):
