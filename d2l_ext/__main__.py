@@ -4,18 +4,17 @@
 task on the CPU, prints the test accuracy and writes a checkpoint and a PNG of the curves.
 """
 import argparse
-import math
 import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from .data import AUGMENTATIONS, MIN_IMAGE_SIZE
+from .data import AUGMENTATIONS
 from .evaluation import TTA
 from .experiments import EXPERIMENTS, GROUPS
 from .models import MODELS, REPORT_ARCHS
-from .recipes import RECIPES
+from .recipes import RECIPES, RULES, RecipeError, check_recipe
 
 #: ``train``'s options that are fields of its recipe (``RECIPES["train"]``): an option left
 #: out (None) is the recipe's, so the recipe is written in one place.
@@ -175,26 +174,10 @@ def _require(ok, message):
         sys.exit(f"error: {message}")
 
 
-_POSITIVE = ("a positive integer", lambda v: v >= 1)
-_SEED = ("an integer in [0, 2**32)", lambda v: 0 <= v < 2 ** 32)
-_SIZE = (f"at least {MIN_IMAGE_SIZE} pixels (the networks shrink images 16-fold)",
-         lambda v: v >= MIN_IMAGE_SIZE)
-#: ``train``'s numbers and their rules; ``ablate`` and ``evaluate`` check theirs the same way.
-TRAIN_RULES = {
-    "epochs": _POSITIVE, "batch_size": _POSITIVE,
-    "lr": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
-    "momentum": ("in [0, 1) (0.9 is usual; at 1 or more the steps grow without bound)",
-                 lambda v: 0 <= v < 1),
-    "weight_decay": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
-    "resize": _SIZE, "seed": _SEED, "split_seed": _SEED,
-}
-
-
 def _check_numbers(args, rules):
-    """Every number in ``rules`` (option name -> (rule, test)) checked before any work:
-    the first that breaks its rule ends the program with one line naming it. Why: a
-    momentum of 5 or an lr of inf trains for minutes into nan, a --resize of 8 fails only
-    once the data is read."""
+    """Every number in ``rules`` (option name -> (rule, test), from ``recipes.RULES``)
+    checked before any work: the first that breaks its rule ends the program with one
+    line naming it."""
     for name, (rule, test) in rules.items():
         values = getattr(args, name)
         for value in values if isinstance(values, list) else [values]:
@@ -397,11 +380,12 @@ def _check_launch(batch_size):
 
 def _cmd_train(args):
     # Every check that needs no data comes first: a mistake costs a second, not a data load.
-    _check_numbers(args, TRAIN_RULES)
+    _check_numbers(args, {"seed": RULES["seed"], "split_seed": RULES["seed"]})
     recipe = train_recipe(args)
-    _require(0 <= recipe["warmup"] < recipe["epochs"],
-             f"--warmup must be in [0, --epochs) = [0, {recipe['epochs']}), got "
-             f"{recipe['warmup']}")
+    try:
+        check_recipe(recipe)        # the recipe's rules, said as the option that broke one
+    except RecipeError as e:
+        sys.exit(f"error: --{e.field.replace('_', '-')} {e.message}")
     config = _model_config(args)
     device = _check_device(args.device)
     _check_launch(recipe["batch_size"])
@@ -504,7 +488,7 @@ def _follow_run(trainer, model, data):
 def cmd_evaluate(args):
     from .evaluation import accuracy
     from .checkpoints import load_checkpoint, model_from_checkpoint
-    _check_numbers(args, {"batch_size": _POSITIVE, "resize": _SIZE})
+    _check_numbers(args, {"batch_size": RULES["batch_size"], "resize": RULES["resize"]})
     device = _check_device(args.device)
     try:
         ckpt = load_checkpoint(args.checkpoint)
@@ -552,7 +536,7 @@ def _outputs(model, loader, device):
 def cmd_ablate(args):
     from .experiments import estimate_experiment, run_experiment
     # train's rules for the same numbers; the warm-up is clamped as train's (clamp_warmup)
-    _check_numbers(args, {"epochs": _POSITIVE, "seeds": _SEED})
+    _check_numbers(args, {"epochs": RULES["epochs"], "seeds": RULES["seed"]})
     _require(args.seeds is None or len(set(args.seeds)) == len(args.seeds),
              f"--seeds has a seed twice: {' '.join(map(str, args.seeds or []))}")
     _check_device(args.device)

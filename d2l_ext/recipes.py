@@ -3,11 +3,13 @@
 The command line (``train``, ``evaluate``, ``ablate``), the experiments and the benchmarks
 all call ``build_data``/``build_run``, so a recipe means the same thing everywhere.
 """
-from .data import FashionMNIST, FashionMNIST5, ImageFolderData
+import math
+
+from .data import AUGMENTATIONS, MIN_IMAGE_SIZE, FashionMNIST, FashionMNIST5, ImageFolderData
 from .models import build_model
 from .training import Trainer
 
-__all__ = ["RECIPES", "DATA_SIZES", "DATA_SIZE_RECIPES", "LR_GRID", "LR_EXTENDED",
+__all__ = ["RULES", "check_recipe", "RECIPES", "DATA_SIZES", "DATA_SIZE_RECIPES", "LR_GRID", "LR_EXTENDED",
            "TRAIN_LR", "build_data", "recipe_data", "build_run"]
 
 #: One recipe per family of runs. The 5-class recipe: SGD with Nesterov momentum 0.9 and
@@ -74,6 +76,53 @@ TRAIN_LR = 0.3
 RECIPES["train"] = dict(RECIPES["5class"], lr=TRAIN_LR)
 
 
+def _whole(low, high=None):
+    return lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low
+                      and (high is None or v < high))
+
+
+#: What each number of a run must be, by its recipe field (and the seeds): ``check_recipe``
+#: and the command line's options follow these, before any data is read. Why: a momentum
+#: of 5 or an lr of inf trains for minutes into nan, a resize of 8 fails only once the data
+#: is read, so the rule is said in one line at once instead.
+RULES = {
+    "epochs": ("a positive integer", _whole(1)),
+    "batch_size": ("a positive integer", _whole(1)),
+    "lr": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "momentum": ("in [0, 1) (0.9 is usual; at 1 or more the steps grow without bound)",
+                 lambda v: 0 <= v < 1),
+    "weight_decay": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    "resize": (f"at least {MIN_IMAGE_SIZE} pixels (the networks shrink images 16-fold)",
+               _whole(MIN_IMAGE_SIZE)),
+    "seed": ("an integer in [0, 2**32)", _whole(0, 2 ** 32)),
+}
+
+
+class RecipeError(ValueError):
+    """A recipe field that breaks its rule; ``field`` names it (``train`` says its option)."""
+
+    def __init__(self, field, message):
+        super().__init__(f"{field} {message}")
+        self.field, self.message = field, message
+
+
+def check_recipe(recipe):
+    """The recipe, or a ``RecipeError`` naming the first field that breaks its rule
+    (``RULES``; the warm-up in [0, epochs), a schedule, an augmentation)."""
+    for field, (rule, test) in RULES.items():
+        if field in recipe and not test(recipe[field]):
+            raise RecipeError(field, f"must be {rule}, got {recipe[field]}")
+    if not _whole(0, recipe["epochs"])(recipe.get("warmup", 0)):
+        raise RecipeError("warmup", f"must be in [0, epochs) = [0, {recipe['epochs']}), got "
+                                    f"{recipe['warmup']}")
+    if recipe.get("schedule") not in (None, "cosine"):
+        raise RecipeError("schedule", f"must be None or 'cosine', got {recipe['schedule']!r}")
+    if recipe.get("augment") not in AUGMENTATIONS:
+        raise RecipeError("augment", f"must be one of {list(AUGMENTATIONS)}, got "
+                                     f"{recipe['augment']!r}")
+    return recipe
+
+
 def build_data(name, batch_size, resize, root="data", augment=False, seed=0,
                train_per_class=None):
     """The data a name stands for: 'fashion5' (``train_per_class`` images a class, 100 by
@@ -107,6 +156,7 @@ def build_run(recipe, config, data=None, root="data", **trainer_args):
     a ``ValueError``. ``data``: reuse data already built for this recipe. ``trainer_args``: seed,
     device, progress, checkpoint, ...
     """
+    check_recipe(recipe)
     if data is None:
         data = recipe_data(recipe, root)
     settings = {k: v for k, v in config.items() if k not in ("model", "lr")}

@@ -449,7 +449,7 @@ def test_predict_misuse_is_a_sentence(tiny):
     (["train", "--resize", "8"], "--resize must be at least 16 pixels"),
     (["train", "--seed", "-1"], "--seed must be an integer in [0, 2**32), got -1"),
     (["train", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
-    (["train", "--epochs", "3", "--warmup", "3"], "--warmup must be in [0, --epochs) = [0, 3)"),
+    (["train", "--epochs", "3", "--warmup", "3"], "--warmup must be in [0, epochs) = [0, 3)"),
     (["ablate", "baselines", "--epochs", "0"], "--epochs must be a positive integer, got 0"),
     (["ablate", "baselines", "--seeds", "0", "-2"], "--seeds must be an integer in [0, 2**32)"),
     (["ablate", "baselines", "--seeds", "1", "1"], "--seeds has a seed twice: 1 1"),
@@ -463,6 +463,22 @@ def test_every_commands_numbers_are_checked_before_any_work(argv, expected, tmp_
     assert expected in fails([*argv, *extra, "--root", "/nonexistent"])
     assert not out.exists()
 
+
+def test_the_rules_live_in_the_library_and_build_run_keeps_them():
+    """``recipes.check_recipe`` is where the numbers' rules are (the command line says its
+    failures as options); ``build_run`` checks a recipe before any data is read."""
+    from d2l_ext.recipes import RECIPES, RecipeError, build_run, check_recipe
+    assert check_recipe(RECIPES["train"]) is RECIPES["train"]
+    for field, value, message in (("momentum", 1.0, "momentum must be in [0, 1)"),
+                                  ("warmup", 60, "warmup must be in [0, epochs) = [0, 60)"),
+                                  ("schedule", "step", "schedule must be None or 'cosine'"),
+                                  ("augment", "cutout", "augment must be one of")):
+        with pytest.raises(RecipeError, match=re.escape(message)) as e:
+            check_recipe(dict(RECIPES["train"], **{field: value}))
+        assert e.value.field == field
+    with pytest.raises(RecipeError, match="lr must be a finite number > 0, got nan"):
+        build_run(dict(RECIPES["5class"], lr=float("nan")), {"model": "baseline"},
+                  root="/nonexistent-and-never-read")
 
 @pytest.mark.usefixtures("offline_fashion_mnist")
 def test_short_ablations_clamp_the_warmup_as_train_does(tmp_path, monkeypatch):
