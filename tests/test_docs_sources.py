@@ -361,7 +361,7 @@ def test_performance_gpu_check_is_tied_to_the_archived_recipe():
 # ---------------------------------------------------------------- docs/setup.md
 
 REQUIREMENTS = (ROOT / "requirements.txt").read_text()
-CI = (ROOT / ".ci" / "run").read_text()
+CI = (ROOT / ".ci" / "run").read_text() + (ROOT / ".ci" / "py313").read_text()   # and its leg
 
 
 def pinned(name):
