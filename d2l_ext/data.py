@@ -144,10 +144,6 @@ class BatchLoader:
                             f"got {dataset.images.dtype}")
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.device = torch.device(device)
-        if self.device.type == "cpu":
-            self.images, self.labels = dataset.images, dataset.labels
-        else:
-            self.images, self.labels = to_device(dataset, self.device)
         self.mean, self.std = dataset.mean.to(self.device), dataset.std.to(self.device)
         self.steps = AUGMENTATIONS[dataset.augment]
         self.generator = torch.Generator(device=self.device)
@@ -155,9 +151,21 @@ class BatchLoader:
         self.shard = tuple(shard) if shard is not None and shard[1] > 1 else None
         self.step_images = None
 
+    @property
+    def images(self):
+        """The data set's uint8 images where batches are made: on the CPU the tensor itself,
+        elsewhere the copy ``to_device`` keeps (made anew if the images were replaced)."""
+        return self._tensors()[0]
+
+    def _tensors(self):
+        if self.device.type == "cpu":
+            return self.dataset.images, self.dataset.labels
+        return to_device(self.dataset, self.device)
+
     def batch(self, idx):
         """Images and labels ``idx`` (a tensor), made on this loader's device."""
-        return make_batch(self.images, self.labels, idx.to(self.device), self.mean, self.std,
+        images, labels = self._tensors()
+        return make_batch(images, labels, idx.to(self.device), self.mean, self.std,
                           self.steps, self.generator)
 
     def __len__(self):
