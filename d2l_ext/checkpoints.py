@@ -16,7 +16,7 @@ import torch
 
 from . import models
 
-__all__ = ["CHECKPOINT_FORMAT", "state_digest", "load_checkpoint", "model_from_checkpoint",
+__all__ = ["CHECKPOINT_FORMAT", "checkpoint_dict", "state_digest", "load_checkpoint", "model_from_checkpoint",
            "check_fits", "load_weights", "atomic_save", "write_failure", "saved_epochs",
            "describe_saved", "plain"]
 
@@ -50,6 +50,28 @@ def state_digest(state_dict):
         else:
             h.update(repr(value).encode())
     return h.hexdigest()
+
+
+def checkpoint_dict(model, data, history, optimizer_state, trainer):
+    """What a checkpoint holds (``Trainer.save_checkpoint`` writes it): the weights and their
+    digest, the model's class and hparams, the data's class names, input size and split
+    seed, the history, the optimizer's state and the Trainer's settings (``trainer``)."""
+    images = getattr(getattr(data, "train", None), "images", None)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_class": models.registered_class_name(model),
+        "hparams": plain(dict(model.hparams)),
+        "state_dict": state,
+        "state_digest": state_digest(state),
+        "class_names": list(getattr(data, "classes", None)
+                            or getattr(model, "class_names", None) or []),
+        "input_size": list(images.shape[-2:]) if images is not None else None,
+        "split_seed": getattr(data, "seed", None),   # which images were train and validation
+        "history": list(history),
+        "optimizer": optimizer_state,
+        "trainer": plain(trainer),
+    }
 
 
 def load_checkpoint(path, map_location="cpu"):

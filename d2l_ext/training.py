@@ -18,8 +18,8 @@ import torch
 from d2l import torch as d2l
 
 from . import distributed, models
-from .checkpoints import (CHECKPOINT_FORMAT, atomic_save, check_fits, describe_saved,
-                          load_checkpoint, load_weights, plain, state_digest)
+from .checkpoints import (atomic_save, check_fits, checkpoint_dict, describe_saved,
+                          load_checkpoint, load_weights)
 from .data import TensorDataModule
 from .progress import in_notebook, NotebookProgress, TerminalProgress, SilentProgress
 
@@ -551,24 +551,12 @@ class Trainer(d2l.Trainer):
                for p in model.parameters()):
             raise RuntimeError(f"{type(model).__name__} still has lazy (unsized) layers: run "
                                f"one batch through it, or fit it, before saving it")
-        data = getattr(self, "data", None)
-        images = getattr(getattr(data, "train", None), "images", None)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        ckpt = {
-            "format": CHECKPOINT_FORMAT,
-            "model_class": models.registered_class_name(model),
-            "hparams": plain({k: v for k, v in model.hparams.items()}),
-            "state_dict": state,
-            "state_digest": state_digest(state),
-            "class_names": list(getattr(data, "classes", None) or getattr(model, "class_names", None) or []),
-            "input_size": list(images.shape[-2:]) if images is not None else None,
-            # which images were training and validation (a split drawn by a seed)
-            "split_seed": getattr(data, "seed", None),
-            "history": list(self.history),
-            "optimizer": self.optim.state_dict() if self.optim is not None else None,
-            "trainer": plain({k: self.hparams[k] for k in ("max_epochs", "seed", "momentum",
-                               "weight_decay", "schedule", "warmup", "channels_last", "amp")}),
-        }
+        trainer = {k: self.hparams[k] for k in ("max_epochs", "seed", "momentum",
+                                                "weight_decay", "schedule", "warmup",
+                                                "channels_last", "amp")}
+        ckpt = checkpoint_dict(model, getattr(self, "data", None), self.history,
+                               self.optim.state_dict() if self.optim is not None else None,
+                               trainer)
         atomic_save(ckpt, path, before_replace=self.before_checkpoint_replace)
         return path
 
