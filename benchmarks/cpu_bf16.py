@@ -24,17 +24,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from d2l_ext import FashionMNIST                                    # noqa: E402
 from d2l_ext.experiments import seconds_per_batch                   # noqa: E402
-from d2l_ext.models import build_model                              # noqa: E402
-from d2l_ext.training import Trainer, cpu_has_native_bf16           # noqa: E402
+from d2l_ext.recipes import RECIPES, build_run                      # noqa: E402
+from d2l_ext.training import cpu_has_native_bf16                    # noqa: E402
 
 BATCH = 128
 
 
 def ready_trainer(data, amp):
-    """A Trainer set up (model built, optimizer made), ready for ``train_step``."""
-    model = build_model("resnext", num_classes=10, lr=0.1)
-    trainer = Trainer(max_epochs=1, device="cpu", seed=0, momentum=0.9, weight_decay=5e-4,
-                      amp=amp, progress="none")
+    """A Trainer of the 10-minute CPU recipe (``build_run``) at the data's size, set up
+    (model built, optimizer made), ready for ``train_step``."""
+    recipe = dict(RECIPES["full-cpu10min"], resize=data.train.images.shape[-1], amp=amp)
+    _, model, trainer = build_run(recipe, {"model": "resnext"}, data, device="cpu", seed=0,
+                                  progress="none")
     trainer.setup(model, data)
     return trainer
 
