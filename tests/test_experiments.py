@@ -217,6 +217,17 @@ def test_the_report_path_in_its_order():
     assert order.index("baselines") < order.index("stages-64px")
     assert {c["stages"] for _, c in E.EXPERIMENTS["dropout-4stages"][1]} == {4}
     assert E.REPORT["dropout-4stages"]["(0.2, 0.4)"] == E.REPORT["stages"]["4 stages"] == 0.65
+
+
+def test_the_reports_numbers_are_the_ones_docs_report_quotes():
+    """``REPORT`` is typed from the report; docs/report.md quotes its tables: each number
+    of the one is in the other, so a typo in either fails here."""
+    from pathlib import Path
+    quoted = (Path(__file__).parent.parent / "docs" / "report.md").read_text()
+    numbers = {acc for rows in E.REPORT.values() for acc in rows.values()}
+    assert len(numbers) == 7
+    for acc in numbers:
+        assert f"{100 * acc:.1f}%" in quoted, acc
     assert len(E.EXPERIMENTS["lr-sweep"][1]) == len(E.NETWORKS) * len(E.LR_GRID) == 32
 
 
