@@ -230,3 +230,21 @@ def test_an_empty_rendered_block_ends_at_its_own_marker(tmp_path):
                     "<!-- rendered: b -->\nold\n<!-- /rendered -->\n")
     names = [m.group("name") for m in R.RENDERED.finditer(page.read_text())]
     assert names == ["a", "b"]
+
+
+def test_experiments_full_pair_times_and_rates_are_the_records():
+    """The full Fashion-MNIST section's minutes per run (the median of each template's sweep
+    runs: one run was slowed by other work) and chosen rates are the result files'."""
+    import json
+    import statistics
+    from d2l_ext.experiments import selected_lr
+    runs = [json.loads(p.read_text())
+            for p in (ROOT / "results" / "cardinality-full-lr-sweep").glob("*.json")]
+    minutes = {t: round(statistics.median(r["seconds"] for r in runs
+                                          if r["label"].startswith(f"ResNeXt {t},")) / 60)
+               for t in ("1x64d", "8x19d")}
+    assert (f"about {minutes['1x64d']} minutes a run for 1x64d and {minutes['8x19d']} for "
+            f"8x19d") in " ".join(EXPERIMENTS_MD.split())
+    for t in ("1x64d", "8x19d"):
+        lr = selected_lr(f"ResNeXt {t}", ROOT / "results", "cardinality-full-lr-sweep")
+        assert f"{t} chose {lr:g}" in " ".join(EXPERIMENTS_MD.split())

@@ -495,7 +495,10 @@ def test_performance_benchmark_settings_are_the_scripts():
     assert "`python benchmarks/speed.py` (writes `results/speed.json`): ResNeXt18, 10 classes, " \
            "Fashion-MNIST at 32×32, batch 128" in PERFORMANCE
     bf16 = (ROOT / "benchmarks" / "cpu_bf16.py").read_text()
-    assert 'build_model("resnext", num_classes=10' in bf16 and "FashionMNIST(" in bf16
+    assert 'RECIPES["full-cpu10min"]' in bf16 and "FashionMNIST(" in bf16     # 10 classes
+    from d2l_ext.recipes import RECIPES
+    assert (RECIPES["full-cpu10min"]["data"], RECIPES["full-cpu10min"]["batch_size"]) == \
+        ("fashion", 128) and "BATCH = 128" in bf16
     assert '(ResNeXt18, 10 classes, full Fashion-MNIST, batch 128' in PERFORMANCE
     gpu = (ROOT / "benchmarks" / "gpu.py").read_text()
     assert "images[:1000]" in gpu and "predictions on 99.6% of 1,000 test images" in PERFORMANCE
