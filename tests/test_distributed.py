@@ -202,7 +202,8 @@ def test_with_batch_norm_a_two_process_step_is_the_step_with_batch_norm_per_half
                and "running" not in k]
     gap = max((ranks[0]["state"][k] - ghost["state"][k]).abs().max().item() for k in weights)
     apart = max((plain["state"][k] - ghost["state"][k]).abs().max().item() for k in weights)
-    assert gap < 1e-5 and apart > 2, (gap, apart)     # measured: 0.0 and 2.6
+    # measured: 0.0 here (2 threads), 2.2e-5 in CI's Python 3.13 leg; the whole batch: 2.6
+    assert gap < 1e-4 and apart > 2, (gap, apart)
 
 
 def test_two_processes_train_the_single_process_run_and_agree(tmp_path):
