@@ -9,7 +9,8 @@ from .data import AUGMENTATIONS, MIN_IMAGE_SIZE, FashionMNIST, FashionMNIST5, Im
 from .models import build_model
 from .training import Trainer
 
-__all__ = ["RULES", "check_recipe", "RECIPES", "DATA_SIZES", "DATA_SIZE_RECIPES", "LR_GRID", "LR_EXTENDED",
+__all__ = ["RULES", "RecipeError", "check_recipe", "RECIPES", "DATA_SIZES", "DATA_SIZE_RECIPES",
+           "LR_GRID", "LR_EXTENDED",
            "TRAIN_LR", "build_data", "recipe_data", "build_run"]
 
 #: One recipe per family of runs. The 5-class recipe: SGD with Nesterov momentum 0.9 and
@@ -41,7 +42,7 @@ RECIPES = {
                           augment=False, amp="bf16"),
     # ``ablate cardinality-full``: all of Fashion-MNIST (10 classes, 55,000/5,000/10,000) at
     # its own 28x28, in fp32, 10 epochs with a 1-epoch warm-up: what one core of a laptop
-    # trains in about a quarter of an hour (the time per run is in each record).
+    # trains in well under an hour (each record holds its time; docs/experiments.md).
     "full-28px": dict(data="fashion", epochs=10, batch_size=128, lr=0.1, momentum=0.9,
                       weight_decay=5e-4, schedule="cosine", warmup=1, resize=28,
                       augment=False),
