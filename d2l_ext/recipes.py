@@ -10,8 +10,7 @@ from .models import build_model
 from .training import Trainer
 
 __all__ = ["RULES", "RecipeError", "check_recipe", "RECIPES", "DATA_SIZES", "DATA_SIZE_RECIPES",
-           "LR_GRID", "LR_EXTENDED",
-           "TRAIN_LR", "build_data", "recipe_data", "build_run"]
+           "LR_GRID", "LR_EXTENDED", "TRAIN_LR", "build_data", "recipe_data", "build_run"]
 
 #: One recipe per family of runs. The 5-class recipe: SGD with Nesterov momentum 0.9 and
 #: weight decay 5e-4, a 3-epoch linear warm-up (deep nets at batch 32 otherwise blow up in
