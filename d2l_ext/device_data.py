@@ -20,7 +20,6 @@ import math
 import weakref
 
 import torch
-from torch.nn import functional as F
 
 __all__ = ["make_batch", "to_device", "crop_flip_params", "crop_flip_gather", "erase_mask"]
 
