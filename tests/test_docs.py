@@ -41,6 +41,22 @@ def test_readme_findings_are_rendered_from_the_result_files():
             f"{page}'s findings are stale: run python -m d2l_ext tables"
 
 
+def test_a_finding_with_one_shared_seed_says_so_and_names_its_command(tmp_path):
+    """A claim whose runs share one seed has no interval yet: its row says so, and how to run
+    the rest, instead of failing the whole table."""
+    import shutil
+    from d2l_ext import results as R
+    for experiment in {e for _, comparisons in R.FINDINGS for e, _, _ in comparisons}:
+        shutil.copytree(ROOT / "results" / experiment, tmp_path / experiment)
+    for path in (tmp_path / "cardinality-full").glob("*.json"):
+        if not path.stem.endswith("__seed0"):
+            path.unlink()
+    row = R.findings_table(tmp_path).splitlines()[-1]
+    assert row.endswith("| too few seeds for an interval (1): `python -m d2l_ext ablate "
+                        "cardinality-full` runs the rest |"), row
+    assert "8x19d − 1x64d" in row and " – (1)" in row
+
+
 def _decimals(text):
     """The decimal numbers of a text (12.3, 0.84, −4.0): the ones that come from runs; not
     section numbers (§5.4, a heading's 5.4, notebook 5's sections 5.1-5.11)."""
