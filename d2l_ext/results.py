@@ -362,7 +362,8 @@ def plot_data_size(out="results", ax=None):
     return ax
 
 
-#: README's verdicts (the report's three findings, then the paper's on cardinality):
+#: README's verdicts (the report's three findings, then the paper's on cardinality, on 500
+#: images and on all of Fashion-MNIST):
 #: (claim, [(experiment, row a, row b), ...]); the first comparison of
 #: each decides the verdict, the others are shown beside it.
 FINDINGS = [
@@ -392,7 +393,8 @@ WORDS = {
         holds="holds", opposite="does not hold: the opposite is clear of zero",
         unseen="not detected: at most {x:.1f} points either way",
         ranking="ranking: {verdict}", missing="not run yet",
-        few="too few seeds for an interval ({n}): `python -m d2l_ext ablate {experiment}` runs the rest", sep="; ", colon=": ",
+        few="too few seeds for an interval ({n}): `python -m d2l_ext ablate {experiment}` runs the rest",
+        sep="; ", colon=": ",
         fit="training accuracy (3 / 4 / 5 stages) with dropout {a}, without {b}",
         names={"dropout-4stages": "4 stages", "dropout-4stages-stock-d2l": "4 stages, stock d2l",
                "dropout-3stages": "3 stages", "stages": "with dropout",
@@ -412,7 +414,8 @@ WORDS = {
         holds="成立", opposite="不成立：相反方向的差异，区间不含零",
         unseen="未检测到差异：任一方向至多 {x:.1f} 个百分点",
         ranking="排名：{verdict}", missing="尚未运行",
-        few="种子太少，无法给出区间（{n}）：`python -m d2l_ext ablate {experiment}` 会补上其余的运行", sep="；", colon="：",
+        few="种子太少，无法给出区间（{n}）：`python -m d2l_ext ablate {experiment}` 会补上其余的运行",
+        sep="；", colon="：",
         fit="训练精度（3 / 4 / 5 个阶段）带暂退法 {a}，不带 {b}",
         names={"dropout-4stages": "4 个阶段", "dropout-4stages-stock-d2l": "4 个阶段，原版 d2l 训练",
                "dropout-3stages": "3 个阶段", "stages": "带暂退法",
