@@ -298,7 +298,7 @@ def test_each_template_is_a_network_with_its_own_sweep(tmp_path):
 
 def test_the_full_data_pair_takes_its_rate_from_its_own_sweep(tmp_path):
     """A rate chosen on 500 images is not one for 55,000: ``cardinality-full`` reads
-    ``cardinality-full-lr-sweep`` (the pair only, on the ``full-28px`` recipe), even where
+    ``cardinality-full-lr-sweep`` (every template, on the ``full-28px`` recipe), even where
     the 5-class sweep has chosen another rate for the same template."""
     config = dict(E.TEMPLATE_NETWORKS["ResNeXt 1x64d"])
     for sweep, best in (("cardinality-lr-sweep", 0.03), ("cardinality-full-lr-sweep", 0.1)):
@@ -307,10 +307,14 @@ def test_the_full_data_pair_takes_its_rate_from_its_own_sweep(tmp_path):
                              0, 0.5, 0.9 if lr == best else 0.6)
     assert E.row_config("cardinality", config, tmp_path)["lr"] == 0.03
     assert E.row_config("cardinality-full", config, tmp_path)["lr"] == 0.1
-    assert list(E.SWEEPS["cardinality-full-lr-sweep"]) == ["ResNeXt 1x64d", "ResNeXt 8x19d"]
+    assert list(E.SWEEPS["cardinality-full-lr-sweep"]) == list(E.TEMPLATE_NETWORKS)
+    assert [label for label, _ in E.EXPERIMENTS["cardinality-full"][1]] == \
+        ["1x64d", "2x44d", "4x29d", "8x19d"]
+    assert E.sweep_of("ResNeXt 2x44d") == "cardinality-lr-sweep"   # its own, not the full one
     assert E.EXPERIMENTS["cardinality-full"][0] == "full-28px" == \
         E.EXPERIMENTS["cardinality-full-lr-sweep"][0]
     assert E.row_seeds("cardinality-full", "8x19d") == (0, 1, 2, 3, 4)
+    assert E.row_seeds("cardinality-full", "4x29d") == (0, 1, 2)
     _template_record(tmp_path, "cardinality-full", "1x64d", dict(config, lr=0.1), 0, 0.9)
     assert "each network's, from cardinality-full-lr-sweep" in \
         Rs.markdown_table("cardinality-full", tmp_path)
