@@ -320,6 +320,8 @@ def run_one(experiment, label, config, seed, path, recipe, device="auto", root="
         "torch": torch.__version__, "device": str(trainer.device),
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
     }
+    if trainer.device.type == "cuda":   # which GPU, and in what precision it trained there
+        record.update(gpu=torch.cuda.get_device_name(trainer.device), bf16=trainer.bf16)
     if "flip" in AUGMENTATIONS[recipe["augment"]] and not diverged:
         # Trained on mirror images too: what averaging each test image with its mirror gives.
         record["test_acc_flip_tta"] = accuracy(model, data.test_dataloader(), tta="flip")

@@ -97,6 +97,7 @@ def summarize(experiment, out="results"):
                "report": REPORT.get(experiment, {}).get(label),
                "lr": sorted({r["config"].get("lr", r["recipe"]["lr"]) for r in mine}),
                "seconds": statistics.mean([r["seconds"] for r in every]) if every else math.nan,
+               "devices": sorted({_device_type(r) for r in every}),
                "test_accs": get("test_acc"),
                "test_by_seed": {r["seed"]: r["test_acc"] for r in mine}}
         for key in ("train_loss", "train_acc", "val_acc", "test_acc"):
@@ -148,7 +149,7 @@ def markdown_table(experiment, out="results"):
                 f"| {_pct(r['test_acc'], r['test_acc_std'])} | {r['n']}"
                 + (f" (+{r['diverged']} diverged)" if r["diverged"] else "")
                 + f" | {_pct(r['report'])} "
-                f"| {100 * r['gap']:.1f} points | {r['seconds']:.0f} |")
+                f"| {100 * r['gap']:.1f} points | {r['seconds']:.0f}{_on_gpu(r['devices'])} |")
         if tta:
             line += f" {_pct(r['flip_tta_mean'], digits=2)} |"
         if size:
@@ -160,19 +161,47 @@ def markdown_table(experiment, out="results"):
                          for _, c in EXPERIMENTS[experiment][1]})
         recipe["lr"] = f"each network's, from {' and '.join(sweeps)}"
     lines += ["", f"Recipe `{recipe_name}`: " + ", ".join(f"{k}={v}" for k, v in recipe.items())
-              + f". Regenerate: `python -m d2l_ext ablate {experiment}` ({cost(experiment, out)})."]
+              + f". Regenerate: `python -m d2l_ext ablate {experiment}` ({cost(experiment, out)})."
+              + (f" {GPU_NOTE}" if any("cuda" in r["devices"] for r in rows) else "")]
     return "\n".join(lines)
+
+
+def _device_type(record):
+    """'cpu' or 'cuda': where a run trained (its record's ``device``, 'cuda:0' as 'cuda')."""
+    return str(record.get("device", "cpu")).split(":")[0]
+
+
+def _on_gpu(devices):
+    """The mark an s/run cell gets when its runs trained on a GPU: their seconds are not
+    this CPU's."""
+    return {("cuda",): " (GPU)", ("cpu", "cuda"): " (CPU and GPU)"}.get(tuple(devices), "")
+
+
+#: What a table says of its GPU rows: the recipes' ``amp=True`` trains in bf16 there.
+GPU_NOTE = ("GPU: trained on a lent GPU (NVIDIA H100), with bf16 autocast (the recipes' "
+            "`amp=True`) and batches shuffled by a generator on the GPU, several runs sharing "
+            "it, so its seconds are neither this CPU's nor one run's alone; the other rows ran "
+            "on the CPU in fp32. The same run trained on both: `results/device_check.md`.")
 
 
 def cost(experiment, out="results"):
     """How long the experiment's runs took, from their records: what regenerating the table
-    from nothing costs ('N runs, about X min on K thread(s)'). Runs shared with another
-    table are trained once and copied, so all tables together cost less than the sum."""
-    records = load_results(experiment, out)
-    minutes = sum(r.get("seconds", 0) for r in records) / 60
-    threads = sorted({r.get("threads") for r in records if r.get("threads")})
-    return (f"{len(records)} runs, about {minutes:.0f} min on "
-            f"{'/'.join(map(str, threads)) or '?'} thread(s)")
+    from nothing costs ('N runs, about X min on K thread(s)'; runs made on a GPU counted
+    apart). Runs shared with another table are trained once and copied, so all tables
+    together cost less than the sum."""
+    return _cost(load_results(experiment, out))
+
+
+def _cost(records):
+    cpu = [r for r in records if _device_type(r) == "cpu"]
+    gpu = [r for r in records if _device_type(r) != "cpu"]
+    threads = sorted({r.get("threads") for r in cpu if r.get("threads")})
+    text = (f"{len(records)} runs, about {sum(r.get('seconds', 0) for r in cpu) / 60:.0f} min "
+            f"on {'/'.join(map(str, threads)) or '?'} thread(s)")
+    if gpu:
+        text += (f" for the {len(cpu)} on the CPU; the {len(gpu)} on a GPU took about "
+                 f"{sum(r.get('seconds', 0) for r in gpu) / 60:.0f} min")
+    return text
 
 
 def differences_table(experiment, out="results", reference=0):
@@ -286,6 +315,8 @@ def _mean_interval(values):
 #: The data-size comparisons: (row a, row b), each at every size, paired by seed.
 DATA_SIZE_PAIRS = [("ResNeXt18, dropout 0.2/0.4", "baseline CNN"),
                    ("ResNeXt18, no dropout", "baseline CNN"),
+                   ("ResNet-18", "baseline CNN"),
+                   ("ResNeXt18, no dropout", "ResNet-18"),
                    ("ResNeXt18, dropout 0.2/0.4", "ResNeXt18, no dropout")]
 
 
@@ -302,7 +333,8 @@ def data_size_table(out="results"):
             m, h = _mean_interval(r["test_accs"] if r else [])
             cells.append("–" if m is None else
                          f"{100 * m:.1f}%" + (f" ± {100 * h:.1f}" if h is not None else "")
-                         + f" ({r['n']}; train {100 * r['train_acc']:.0f}%)")
+                         + f" ({r['n']}; train {100 * r['train_acc']:.0f}%"
+                         + ("; GPU)" if "cuda" in r["devices"] else ")"))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"| difference in test accuracy | {head} |",
               "|---|" + "---|" * len(DATA_SIZES)]
@@ -317,8 +349,8 @@ def data_size_table(out="results"):
             cells.append(f"**{text}**" if c is not None and c.clear_of_zero else text)
         lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
     epochs = ", ".join(f"{n:,}: {RECIPES[DATA_SIZE_RECIPES[n]]['epochs']}" for n in DATA_SIZES)
-    minutes = sum(sum(r.get("seconds", 0) for r in load_results(f"data-size-{n}", out)
-                      if "copied_from" not in r) for n in DATA_SIZES[1:]) / 60
+    trained = [r for n in DATA_SIZES[1:] for r in load_results(f"data-size-{n}", out)
+               if "copied_from" not in r]
     return "\n".join(lines) + (
         "\n\nCells: test accuracy, mean ± half-width of its 95% t interval (seeds; training "
         "accuracy at the end). Each network at the rate `lr-sweep` chose with 100 images a class. "
@@ -330,8 +362,8 @@ def data_size_table(out="results"):
         "still be. Intervals cover seed noise only: each training set is one fixed draw. "
         "Regenerate: `python -m "
         "d2l_ext ablate data-size` (100 a class copies the runs of the tables above; the "
-        f"rest took about "
-        f"{minutes:.0f} min on 1 thread).")
+        f"rest: {_cost(trained)})."
+        + (f" {GPU_NOTE}" if any(_device_type(r) == "cuda" for r in trained) else ""))
 
 
 def plot_data_size(out="results", ax=None):

@@ -382,6 +382,32 @@ def test_data_size_table_pairs_each_size_by_seed(tmp_path):
            "**+4.3 [+2.9, +5.8] (3)** | – |" in table
 
 
+def test_runs_made_on_a_gpu_are_marked_and_their_time_counted_apart(tmp_path):
+    """A GPU run's seconds are neither this CPU's nor bf16-free: its row's s/run and its
+    data-size cells say GPU, the footer counts its minutes apart and says how it trained."""
+    for seed, device in enumerate(("cpu", "cpu", "cuda")):
+        _template_record(tmp_path, "data-size-300", "ResNet-18", dict(model="resnet18", lr=0.03),
+                         seed, 0.75)
+        _template_record(tmp_path, "data-size-300", "baseline CNN", dict(model="baseline",
+                                                                         lr=0.1), seed, 0.76)
+        path = E._result_path(tmp_path, "data-size-300", "ResNet-18", seed)
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), device=device,
+                                        seconds=120.0 if device == "cuda" else 600.0,
+                                        threads=1)))
+    rows = {r["label"]: r for r in Rs.summarize("data-size-300", tmp_path)}
+    assert rows["ResNet-18"]["devices"] == ["cpu", "cuda"]
+    assert rows["baseline CNN"]["devices"] == ["cpu"]
+    table = Rs.data_size_table(tmp_path)
+    assert "| ResNet-18 | – | 75.0% ± 0.0 (3; train 100%; GPU) |" in table
+    assert "| baseline CNN | – | 76.0% ± 0.0 (3; train 100%) |" in table
+    assert "the rest: 6 runs, about 23 min on 1 thread(s) for the 5 on the CPU; the 1 on a " \
+           "GPU took about 2 min). GPU: trained on a lent GPU" in table
+    assert Rs._on_gpu(["cuda"]) == " (GPU)" and Rs._on_gpu(["cpu"]) == ""
+    assert Rs.cost("data-size-300", tmp_path) == ("6 runs, about 23 min on 1 thread(s) for "
+                                                  "the 5 on the CPU; the 1 on a GPU took "
+                                                  "about 2 min")
+
+
 @pytest.mark.usefixtures("offline_fashion_mnist")
 def test_train_seed_is_ablates_seed_and_the_split_has_its_own(tiny_experiment, tmp_path):
     """``train --seed 1`` is ``ablate``'s seed-1 run of the same recipe: the seed draws the
