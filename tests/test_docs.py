@@ -261,6 +261,16 @@ def test_experiments_full_pair_times_and_rates_are_the_records():
                for t in ("1x64d", "8x19d")}
     assert (f"about {minutes['1x64d']} minutes a run for 1x64d and {minutes['8x19d']} for "
             f"8x19d") in " ".join(EXPERIMENTS_MD.split())
-    for t in ("1x64d", "8x19d"):
+    chose = {}      # rate -> the templates that chose it, in the templates' order
+    for t in ("1x64d", "2x44d", "4x29d", "8x19d"):
         lr = selected_lr(f"ResNeXt {t}", ROOT / "results", "cardinality-full-lr-sweep")
-        assert f"{t} chose {lr:g}" in " ".join(EXPERIMENTS_MD.split())
+        chose.setdefault(lr, []).append(t)
+    for lr, ts in chose.items():
+        names = ts[0] if len(ts) == 1 else ", ".join(ts[:-1]) + f" and {ts[-1]}"
+        assert f"{names} chose {lr:g}" in " ".join(EXPERIMENTS_MD.split())
+    past_grid = [r for r in runs if r["config"]["lr"] == 1]     # the one step past the grid
+    assert [r["label"] for r in past_grid] == ["ResNeXt 4x29d, lr 1"]
+    assert f"(1 gives {100 * past_grid[0]['val_acc']:.1f}%)" in " ".join(EXPERIMENTS_MD.split())
+    # "The pair ... ran on this CPU in fp32 ... 2x44d and 4x29d ran on a lent GPU"
+    devices = {r["label"].split(",")[0].split()[1]: r["device"] for r in runs}
+    assert devices == {"1x64d": "cpu", "8x19d": "cpu", "2x44d": "cuda", "4x29d": "cuda"}
