@@ -2,13 +2,14 @@
 
     python benchmarks/device_check.py cardinality-full/2x44d:1 data-size-300/ResNet-18:0
     python benchmarks/device_check.py --summary     # only rewrites results/device_check.md
+                                                    # (as `python -m d2l_ext tables` does)
 
 Some rows of ``cardinality-full`` and ``data-size`` were trained on a lent GPU, where the
-recipes' ``amp=True`` means bf16 autocast and batches are shuffled by a generator on the
-GPU; the other rows of those tables ran on a CPU in fp32. Each argument EXPERIMENT/LABEL:SEED
+recipes' ``amp=True`` means bf16 autocast, and the initial weights and the batch order are
+drawn by the GPU's own generator; the other rows of those tables ran on a CPU in fp32. Each argument EXPERIMENT/LABEL:SEED
 names one GPU record (``results/EXPERIMENT/<label>__seed<SEED>.json``); its configuration,
-recipe and seed are trained again on the CPU (fp32, the same training images and initial
-weights, another shuffling stream) into ``results/device_check/EXPERIMENT/``, and
+recipe and seed are trained again on the CPU (fp32, the same training images, initial weights
+and batch order drawn by the CPU's generator) into ``results/device_check/EXPERIMENT/``, and
 ``results/device_check.md`` sets each pair side by side. A run whose file exists is not
 redone, an interrupted one resumes from its checkpoint (``experiments.run_one``).
 """
@@ -19,8 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from d2l_ext import experiments as E  # noqa: E402
+from d2l_ext import results as R  # noqa: E402
 
-FOLDER = "device_check"
+FOLDER = R.DEVICE_CHECK
 
 
 def parse_run(text):
@@ -79,22 +81,6 @@ def check(out, root, experiment, label, seed):
     return twin
 
 
-def summary(out):
-    """Markdown: each checked run on the GPU and on the CPU, test accuracy and its difference."""
-    lines = ["| run | GPU (bf16 autocast) | CPU (fp32) | CPU − GPU |", "|---|---|---|---|"]
-    for path in sorted((Path(out) / FOLDER).glob("*/*.json")):
-        cpu = json.loads(path.read_text())
-        gpu = json.loads((Path(out) / cpu["gpu_record"]).read_text())
-        lines.append(f"| {cpu['experiment']} / {cpu['label']}, seed {cpu['seed']} "
-                     f"| {100 * gpu['test_acc']:.1f}% | {100 * cpu['test_acc']:.1f}% "
-                     f"| {100 * (cpu['test_acc'] - gpu['test_acc']):+.1f} points |")
-    return ("## device check\n\n" + "\n".join(lines) + "\n\nTest accuracy of one run trained "
-            "twice: on a GPU (the record in its table; bf16 autocast, batches shuffled on the "
-            "GPU) and again on this CPU (fp32, same training images, initial weights and seed, "
-            "batches shuffled on the CPU). Regenerate: `python benchmarks/device_check.py "
-            "EXPERIMENT/LABEL:SEED ...`.\n")
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="EXPERIMENT/LABEL:SEED of a GPU record")
@@ -114,7 +100,7 @@ def main(argv=None):
         check(args.out, args.root, *run)
     path = Path(args.out) / f"{FOLDER}.md"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(summary(args.out))
+    tmp.write_text(f"## {FOLDER}\n\n{R.device_check_table(args.out)}\n")
     tmp.replace(path)
     print(f"wrote {path}")
 

@@ -79,8 +79,8 @@ def _sweep_grid(networks):
 #: and without its dropout, with N training images a class (``recipes.DATA_SIZES``), each at
 #: the rate its ``lr-sweep`` chose at 100 a class (not chosen again at each size: the sweep
 #: would cost more than the runs). With 100 a class every run is one of the tables above
-#: (copied, not trained again). ResNet-18 is 4x slower than ResNeXt18 on a CPU (about 2
-#: hours a seed over the other sizes): its runs were made on a GPU (each record says where).
+#: (copied, not trained again). ResNet-18 is about 5x slower than ResNeXt18 on a CPU: its
+#: larger sizes were run on a GPU (each record says where; ``benchmarks/device_check.py``).
 DATA_SIZE_ROWS = [("baseline CNN", dict(model="baseline")), ("ResNet-18", dict(model="resnet18")),
                   ("ResNeXt18, dropout 0.2/0.4", _R(3)), ("ResNeXt18, no dropout", _R(3, (0, 0)))]
 

@@ -3,6 +3,7 @@
 Every number in README and notebook 05 is rendered from here, so it can be traced to a
 file and the command that wrote it.
 """
+import json
 import math
 import re
 import statistics
@@ -179,7 +180,8 @@ def _on_gpu(devices):
 
 #: What a table says of its GPU rows: the recipes' ``amp=True`` trains in bf16 there.
 GPU_NOTE = ("GPU: trained on a lent GPU (NVIDIA H100), with bf16 autocast (the recipes' "
-            "`amp=True`) and batches shuffled by a generator on the GPU, several runs sharing "
+            "`amp=True`), initial weights and batch order drawn by the GPU's generator (so its "
+            "seeds pair with the CPU rows' by training images only), several runs sharing "
             "it, so its seconds are neither this CPU's nor one run's alone; the other rows ran "
             "on the CPU in fp32. The same run trained on both: `results/device_check.md`.")
 
@@ -281,6 +283,30 @@ def plot_experiment(experiment, out="results", axes=None):
     return axes
 
 
+#: ``benchmarks/device_check.py``'s folder under ``results/``: GPU runs trained again on the CPU.
+DEVICE_CHECK = "device_check"
+
+
+def device_check_table(out="results"):
+    """Each checked run on the GPU (its record in its table) and its twin trained on the CPU
+    (``results/device_check/``): test accuracy of both and the difference, in the tables'
+    order."""
+    order = list(EXPERIMENTS)
+    lines = ["| run | GPU (bf16 autocast) | CPU (fp32) | CPU − GPU |", "|---|---|---|---|"]
+    for path in sorted((Path(out) / DEVICE_CHECK).glob("*/*.json"),
+                       key=lambda p: (order.index(p.parent.name), p.name)):
+        cpu = json.loads(path.read_text())
+        gpu = json.loads((Path(out) / cpu["gpu_record"]).read_text())
+        lines.append(f"| {cpu['experiment']} / {cpu['label']}, seed {cpu['seed']} "
+                     f"| {100 * gpu['test_acc']:.1f}% | {100 * cpu['test_acc']:.1f}% "
+                     f"| {100 * (cpu['test_acc'] - gpu['test_acc']):+.1f} points |")
+    return ("\n".join(lines) + "\n\nTest accuracy of one run trained twice: on a GPU (the record "
+            "in its table; bf16 autocast) and again on this CPU (fp32), with the same recipe, "
+            "training images and seed; the initial weights and the batch order are drawn by "
+            "each device's own generator, so they differ too. Regenerate: `python "
+            "benchmarks/device_check.py EXPERIMENT/LABEL:SEED ...`.")
+
+
 def render_table(name, out="results"):
     """The Markdown of ``results/<name>.md``: the sweep's table, or the experiment's table
     with its differences."""
@@ -288,6 +314,8 @@ def render_table(name, out="results"):
         return lr_sweep_table(out, name)
     if name == "data-size":
         return data_size_table(out)
+    if name == DEVICE_CHECK:
+        return device_check_table(out)
     if name.startswith("findings"):
         return findings_table(out, lang=name.split("-", 1)[1] if "-" in name else "en")
     return markdown_table(name, out) + "\n\n" + differences_table(name, out)
@@ -548,6 +576,11 @@ def render_all(out="results", docs=(), log=print):
         plot_data_size(out, ax)
         save_figure(fig, path.with_suffix(".png"))
         log(f"wrote {path} and {path.with_suffix('.png')}")
+        written.append(path)
+    if list((Path(out) / DEVICE_CHECK).glob("*/*.json")):
+        path = Path(out) / f"{DEVICE_CHECK}.md"
+        path.write_text(f"## {DEVICE_CHECK}\n\n{device_check_table(out)}\n")
+        log(f"wrote {path}")
         written.append(path)
     for page in docs:
         if render_docs(page, out):

@@ -119,6 +119,10 @@ def test_docs_state_the_templates_as_the_code_computes_them():
         c = compare_rows(experiment, "8x19d", "1x64d", ROOT / "results")
         assert f"8×19d − 1×64d is {pm(c.diff)} points, [{pm(c.low)}, {pm(c.high)}] over {c.n} " \
                f"paired seeds" in row, experiment
+    for t in ("4x29d", "2x44d"):                                # all 55,000, 3 seeds each
+        c = compare_rows("cardinality-full", t, "1x64d", ROOT / "results")
+        assert f"{t.replace('x', '×')} − 1×64d is {pm(c.diff)} points, [{pm(c.low)}, " \
+               f"{pm(c.high)}]" in row and c.n == 3, t
 
 
 @pytest.mark.parametrize("edition", ["", "zh/"])

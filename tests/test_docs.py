@@ -274,3 +274,26 @@ def test_experiments_full_pair_times_and_rates_are_the_records():
     # "The pair ... ran on this CPU in fp32 ... 2x44d and 4x29d ran on a lent GPU"
     devices = {r["label"].split(",")[0].split()[1]: r["device"] for r in runs}
     assert devices == {"1x64d": "cpu", "8x19d": "cpu", "2x44d": "cuda", "4x29d": "cuda"}
+
+
+def test_resnet18_cpu_time_quoted_for_data_size_is_the_records():
+    """'ResNet-18 takes nearly five times as long as ResNeXt18 on this CPU (616 s against 131 s':
+    its CPU twin (benchmarks/device_check.py) against ResNeXt18 without dropout, seed 0 at
+    300 a class, in docs/experiments.md and both editions of notebook 5."""
+    import json
+    import nbformat
+    slow = json.loads((ROOT / "results" / "device_check" / "data-size-300" /
+                       "resnet-18__seed0.json").read_text())
+    fast = json.loads((ROOT / "results" / "data-size-300" /
+                       "resnext18-no-dropout__seed0.json").read_text())
+    assert slow["device"] == fast["device"] == "cpu" and slow["threads"] == fast["threads"] == 1
+    assert 4.5 <= slow["seconds"] / fast["seconds"] < 5     # "nearly five times"
+    times = f"{slow['seconds']:.0f} s against {fast['seconds']:.0f} s"
+    assert f"nearly five times as long as ResNeXt18 on this CPU ({times}" in \
+        " ".join(EXPERIMENTS_MD.split())
+    en = nbformat.read(ROOT / "notebooks" / "05_experiments.ipynb", as_version=4)
+    assert f"nearly five times as long as ResNeXt18 on this CPU ({times}" in \
+        " ".join(next(c for c in en.cells if c.id == "size01").source.split())
+    zh = nbformat.read(ROOT / "notebooks" / "zh" / "05_experiments.ipynb", as_version=4)
+    zh_text = next(c for c in zh.cells if c.id == "size01").source
+    assert "将近是 ResNeXt18 的五倍" in zh_text and f"{slow['seconds']:.0f} 秒对 {fast['seconds']:.0f} 秒" in zh_text
