@@ -179,11 +179,11 @@ def _on_gpu(devices):
 
 
 #: What a table says of its GPU rows: the recipes' ``amp=True`` trains in bf16 there.
-GPU_NOTE = ("GPU: trained on a lent GPU (NVIDIA H100), with bf16 autocast (the recipes' "
-            "`amp=True`), initial weights and batch order drawn by the GPU's generator (so its "
-            "seeds pair with the CPU rows' by training images only), several runs sharing "
-            "it, so its seconds are neither this CPU's nor one run's alone; the other rows ran "
-            "on the CPU in fp32. The same run trained on both: `results/device_check.md`.")
+GPU_NOTE = ("GPU: trained on a GPU, with bf16 autocast (the recipes' `amp=True`) and the "
+            "initial weights and batch order drawn by the GPU's generator, so its seeds pair "
+            "with the CPU rows' by training images only; its seconds are not this CPU's (and "
+            "runs that shared the GPU took longer than one alone). The other rows ran on the "
+            "CPU in fp32. The same run trained on both: `results/device_check.md`.")
 
 
 def cost(experiment, out="results"):

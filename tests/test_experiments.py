@@ -401,7 +401,7 @@ def test_runs_made_on_a_gpu_are_marked_and_their_time_counted_apart(tmp_path):
     assert "| ResNet-18 | – | 75.0% ± 0.0 (3; train 100%; GPU) |" in table
     assert "| baseline CNN | – | 76.0% ± 0.0 (3; train 100%) |" in table
     assert "the rest: 6 runs, about 23 min on 1 thread(s) for the 5 on the CPU; the 1 on a " \
-           "GPU took about 2 min). GPU: trained on a lent GPU" in table
+           "GPU took about 2 min). GPU: trained on a GPU, with bf16 autocast" in table
     assert Rs._on_gpu(["cuda"]) == " (GPU)" and Rs._on_gpu(["cpu"]) == ""
     assert Rs.cost("data-size-300", tmp_path) == ("6 runs, about 23 min on 1 thread(s) for "
                                                   "the 5 on the CPU; the 1 on a GPU took "
