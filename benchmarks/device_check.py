@@ -6,8 +6,8 @@
 
 Some rows of ``cardinality-full`` and ``data-size`` were trained on a lent GPU, where the
 recipes' ``amp=True`` means bf16 autocast, and the initial weights and the batch order are
-drawn by the GPU's own generator; the other rows of those tables ran on a CPU in fp32. Each argument EXPERIMENT/LABEL:SEED
-names one GPU record (``results/EXPERIMENT/<label>__seed<SEED>.json``); its configuration,
+drawn by the GPU's own generator; the other rows of those tables ran on a CPU in fp32. Each
+argument EXPERIMENT/LABEL:SEED names one GPU record (``results/EXPERIMENT/<label>__seed<SEED>.json``); its configuration,
 recipe and seed are trained again on the CPU (fp32, the same training images, initial weights
 and batch order drawn by the CPU's generator) into ``results/device_check/EXPERIMENT/``, and
 ``results/device_check.md`` sets each pair side by side. A run whose file exists is not
@@ -42,7 +42,7 @@ def gpu_record(out, experiment, label, seed):
     if not path.exists():
         raise ValueError(f"{path} does not exist: no run {experiment}/{label}:{seed}")
     record = json.loads(path.read_text())
-    if not record.get("device", "").startswith("cuda"):
+    if R._device_type(record) != "cuda":
         raise ValueError(f"{path} ran on {record.get('device')!r}, not on a GPU: nothing to check")
     return record
 
@@ -84,7 +84,7 @@ def check(out, root, experiment, label, seed):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="EXPERIMENT/LABEL:SEED of a GPU record")
-    p.add_argument("--summary", action="store_true", help="only rewrite the summary")
+    p.add_argument("--summary", action="store_true", help="only rewrite results/device_check.md")
     p.add_argument("--out", default="results")
     p.add_argument("--root", default="data")
     args = p.parse_args(argv)
@@ -100,7 +100,7 @@ def main(argv=None):
         check(args.out, args.root, *run)
     path = Path(args.out) / f"{FOLDER}.md"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"## {FOLDER}\n\n{R.device_check_table(args.out)}\n")
+    tmp.write_text(f"## {FOLDER}\n\n{R.render_table(FOLDER, args.out)}\n")   # as `tables` does
     tmp.replace(path)
     print(f"wrote {path}")
 

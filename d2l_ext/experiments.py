@@ -63,6 +63,9 @@ TEMPLATE_NETWORKS = {f"ResNeXt {name}": dict(_R(3, (0, 0)), **groups)
 #: The pair of templates the paper's claim is about: 5 seeds each where the others run 3.
 TEMPLATE_PAIR = ("1x64d", "8x19d")
 
+#: The rows of ``cardinality`` and ``cardinality-full``: each template by its short name.
+TEMPLATE_ROWS = list(zip(CARDINALITY_TEMPLATES, TEMPLATE_NETWORKS.values()))
+
 #: Each learning-rate sweep and the networks it chooses a rate for (seed 0, on validation).
 #: A network's rate comes from the first sweep listing it (``sweep_of``) unless the
 #: experiment names another (``SWEPT``): a rate chosen on 500 images is not one for 55,000.
@@ -105,11 +108,9 @@ EXPERIMENTS = {
     "stages-64px": ("5class-64px", [("3 stages", _R(3)), ("4 stages", _R(4)),
                                     ("5 stages", _R(5))]),
     "cardinality-lr-sweep": ("5class", _sweep_grid(TEMPLATE_NETWORKS)),
-    "cardinality": ("5class", [(name, config) for name, config in
-                               zip(CARDINALITY_TEMPLATES, TEMPLATE_NETWORKS.values())]),
+    "cardinality": ("5class", TEMPLATE_ROWS),
     "cardinality-full-lr-sweep": ("full-28px", _sweep_grid(SWEEPS["cardinality-full-lr-sweep"])),
-    "cardinality-full": ("full-28px", [(name, config) for name, config in
-                                       zip(CARDINALITY_TEMPLATES, TEMPLATE_NETWORKS.values())]),
+    "cardinality-full": ("full-28px", TEMPLATE_ROWS),
     **{f"data-size-{n}": (DATA_SIZE_RECIPES[n], DATA_SIZE_ROWS) for n in DATA_SIZES},
     "full": ("full", [("ResNeXt18, 10 classes", _R(3))]),
     "full-cpu10min": ("full-cpu10min", [("ResNeXt18, 10 classes, 10 CPU minutes", _R(3))]),
